@@ -21,6 +21,19 @@ def float_array(x: Any, name: str, *, min_ndim: int = 0, allow_inf: bool = True)
     bools become float64. NaN is always an error: a NaN logit or activation means something
     upstream already went wrong, and silently propagating it is the worst possible answer.
     """
+    arr = numeric_array(x, name)
+    arr = arr.astype(float_dtype(arr), copy=False)
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    if arr.size and np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN")
+    if not allow_inf and arr.size and np.isinf(arr).any():
+        raise ValueError(f"{name} must be finite, got an infinite value")
+    return arr
+
+
+def numeric_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, refusing anything but an array of real numbers (no conversion)."""
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -31,19 +44,20 @@ def float_array(x: Any, name: str, *, min_ndim: int = 0, allow_inf: bool = True)
         raise TypeError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
-    if arr.dtype == np.float64 or arr.dtype == np.float32:
-        pass
-    elif np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize < 4:
-        arr = arr.astype(np.float32)
-    else:
-        arr = arr.astype(np.float64)
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
-    if arr.size and np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
-    if not allow_inf and arr.size and np.isinf(arr).any():
-        raise ValueError(f"{name} must be finite, got an infinite value")
     return arr
+
+
+def float_dtype(arr: np.ndarray) -> np.dtype:
+    """The floating dtype ``float_array`` computes ``arr`` in (for code converting in pieces).
+
+    float64 and float32 stay; float16 and other low precision go to float32; integers and
+    bools go to float64.
+    """
+    if arr.dtype == np.float64 or arr.dtype == np.float32:
+        return arr.dtype
+    if np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def logits_array(x: Any, name: str = "logits") -> np.ndarray:
