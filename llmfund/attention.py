@@ -198,7 +198,7 @@ def _check_qk(q: ArrayLike, k: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return q, k
 
 
-def _check_v(v: ArrayLike, k: np.ndarray) -> np.ndarray:
+def _check_v(v: ArrayLike, k: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
     v = _checks.float_array(v, "v", allow_inf=False)
     if v.ndim < 2 or v.shape[-2] != k.shape[-2]:
         raise ValueError(
@@ -208,11 +208,16 @@ def _check_v(v: ArrayLike, k: np.ndarray) -> np.ndarray:
         np.broadcast_shapes(k.shape[:-2], v.shape[:-2])
     except ValueError:
         raise ValueError(f"k and v batch dimensions do not broadcast: k {k.shape}, v {v.shape}") from None
+    if q is not None:  # q and k, k and v broadcasting does not imply q and v do: (2,), (1,), (3,)
+        try:
+            np.broadcast_shapes(q.shape[:-2], v.shape[:-2])
+        except ValueError:
+            raise ValueError(f"q and v batch dimensions do not broadcast: q {q.shape}, v {v.shape}") from None
     return v
 
 
 def _combined_mask(
-    mask: ArrayLike | None, is_causal: bool, t_q: int, t_k: int
+    mask: ArrayLike | None, is_causal: bool, t_q: int, t_k: int, batch: tuple[int, ...] = ()
 ) -> np.ndarray | None:
     """The boolean keep-mask from an explicit ``mask`` and/or ``is_causal`` (None = keep all)."""
     if not isinstance(is_causal, (bool, np.bool_)):
@@ -221,10 +226,10 @@ def _combined_mask(
     if mask is not None:
         keep = _checks.bool_mask(mask)
         try:
-            np.broadcast_shapes(keep.shape, (t_q, t_k))
+            np.broadcast_shapes(keep.shape, batch + (t_q, t_k))
         except ValueError:
             raise ValueError(
-                f"mask of shape {keep.shape} does not broadcast to (..., t_q, t_k) = (..., {t_q}, {t_k})"
+                f"mask of shape {keep.shape} does not broadcast to (..., t_q, t_k) = {batch + (t_q, t_k)}"
             ) from None
         if keep.ndim >= 2 and (keep.shape[-2], keep.shape[-1]) != (t_q, t_k):
             # Broadcasting a (1, t_k) padding mask is fine; a wrong-sized one is a bug.
@@ -289,8 +294,9 @@ def attention_weights(
     Dividing by $\sqrt{d_k}$ keeps the scores' variance near 1 when the entries of $q$ and $k$
     have unit variance (the dot product of two such $d_k$-vectors has variance $d_k$), so the
     softmax does not saturate into a one-hot (Vaswani et al., 2017, section 3.2.1). A row with
-    no key it may attend to gets all-zero weights, as FlashAttention does; PyTorch's
-    ``scaled_dot_product_attention`` gives NaN there.
+    no key it may attend to gets all-zero weights, as FlashAttention and PyTorch's
+    ``scaled_dot_product_attention`` (since 2.5, its ``_safe_softmax``) do; a plain
+    ``torch.softmax`` of such a row gives NaN.
 
     Examples
     --------
@@ -306,7 +312,8 @@ def attention_weights(
      [0.33 0.67]]
     """
     q, k = _check_qk(q, k)
-    keep = _combined_mask(mask, is_causal, q.shape[-2], k.shape[-2])
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    keep = _combined_mask(mask, is_causal, q.shape[-2], k.shape[-2], batch)
     scores = _scale(q) @ np.swapaxes(k, -1, -2)
     return _weights_from_scores(scores, keep)
 
@@ -371,8 +378,8 @@ def scaled_dot_product_attention(
       the work for ``t_q == t_k``).
 
     Matches ``torch.nn.functional.scaled_dot_product_attention`` (``is_causal`` when
-    ``t_q == t_k``; a boolean ``attn_mask`` with True = attend), except that fully masked
-    rows give zeros instead of NaN.
+    ``t_q == t_k``; a boolean ``attn_mask`` with True = attend), fully masked rows included:
+    both give zeros there (PyTorch before 2.5 gave NaN).
 
     Examples
     --------
@@ -387,11 +394,12 @@ def scaled_dot_product_attention(
     True
     """
     q, k = _check_qk(q, k)
-    v = _check_v(v, k)
+    v = _check_v(v, k, q)
     t_q, t_k = q.shape[-2], k.shape[-2]
     if is_causal and mask is None and isinstance(is_causal, (bool, np.bool_)):
         return _causal_blocked(_scale(q), k, v)
-    keep = _combined_mask(mask, is_causal, t_q, t_k)
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    keep = _combined_mask(mask, is_causal, t_q, t_k, batch)
     return _attend(_scale(q), k, v, keep)
 
 
@@ -472,7 +480,7 @@ def naive_attention(
     True
     """
     q, k = _check_qk(q, k)
-    v = _check_v(v, k)
+    v = _check_v(v, k, q)
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k)
     if mask is not None:

@@ -79,7 +79,7 @@ def flash_attention(
     (2, 100, 16) True
     """
     q, k = _check_qk(q, k)
-    v = _check_v(v, k)
+    v = _check_v(v, k, q)
     if not isinstance(is_causal, (bool, np.bool_)):
         raise TypeError(f"is_causal must be a bool, got {is_causal!r}")
     block = _checks.integer(block_size, "block_size", minimum=1)

@@ -58,7 +58,7 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> np.ndarray:
     >>> import numpy as np
     >>> from llmfund import rope_frequencies
     >>> print(np.round(rope_frequencies(8), 4))
-    [1.     0.1    0.01   0.001 ]
+    [1.    0.1   0.01  0.001]
     """
     head_dim = _checks.integer(head_dim, "head_dim", minimum=2)
     if head_dim % 2:
