@@ -44,6 +44,22 @@ class LayerParams:
         RMSNorm gain before the feed-forward network.
     w_gate, w_up : ndarray, shape (d_model, d_ff)
     w_down : ndarray, shape (d_ff, d_model)
+
+    Examples
+    --------
+    One block of a GQA decoder (4 query heads, 2 KV heads, head_dim 8): keys and values are
+    projected to half the width of the queries.
+
+    >>> import numpy as np
+    >>> from llmfund.decoder import init_decoder_params
+    >>> p = init_decoder_params(50, 32, 2, 4, n_kv_heads=2, d_ff=64, rng=np.random.default_rng(0))
+    >>> layer = p.layers[0]
+    >>> print(layer.w_q.shape, layer.w_k.shape, layer.w_v.shape, layer.w_o.shape)
+    (32, 32) (32, 16) (32, 16) (32, 32)
+    >>> print(layer.w_gate.shape, layer.w_up.shape, layer.w_down.shape)
+    (32, 64) (32, 64) (64, 32)
+    >>> print(sum(w.size for w in vars(layer).values()))   # parameters in the block
+    9280
     """
 
     attn_norm: np.ndarray
@@ -95,6 +111,20 @@ class DecoderParams:
     TypeError
         If a weight is not numeric, a head count is not an integer or ``layers`` is not a
         list of :class:`LayerParams`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from llmfund.decoder import DecoderParams, init_decoder_params
+    >>> p = init_decoder_params(50, 32, 2, 4, n_kv_heads=1, tie_embeddings=True, rng=np.random.default_rng(0))
+    >>> print(p.vocab, p.d_model, p.n_layers, p.n_heads, p.n_kv_heads, p.head_dim, p.w_out is None)
+    50 32 2 4 1 8 True
+    >>> try:                                      # head counts that do not fit the weights
+    ...     DecoderParams(tok_emb=p.tok_emb, layers=p.layers, final_norm=p.final_norm,
+    ...                   w_out=None, n_heads=3, n_kv_heads=1)
+    ... except ValueError as err:
+    ...     print(err)
+    n_heads=3 does not divide w_q.shape[1]=32
     """
 
     tok_emb: np.ndarray

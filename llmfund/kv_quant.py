@@ -427,6 +427,16 @@ def synthetic_qkv(
     of real LLMs have a handful of channels with magnitudes an order of magnitude above the
     rest, fixed per channel (RoPE and the projection weights put them there), while values
     have no such structure. This is the simplest distribution with that property.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from llmfund.kv_quant import synthetic_qkv
+    >>> q, k, v = synthetic_qkv(np.random.default_rng(0), t=1000, head_dim=8, outlier_channels=2)
+    >>> print(q.shape, k.dtype)
+    (1, 1000, 8) float32
+    >>> print(np.round(k[0].std(axis=0)), np.round(v[0].std(axis=0)))  # per channel, over tokens
+    [ 1. 10.  1.  1.  1.  1. 10.  1.] [1. 1. 1. 1. 1. 1. 1. 1.]
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -447,7 +457,19 @@ def synthetic_qkv(
 
 @dataclass(frozen=True)
 class KVQuantReport:
-    """What int8 quantisation of one K/V pair costs and saves (see :func:`kv_quant_report`)."""
+    """What int8 quantisation of one K/V pair costs and saves (see :func:`kv_quant_report`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from llmfund.kv_quant import kv_quant_report, synthetic_qkv
+    >>> q, k, v = synthetic_qkv(np.random.default_rng(0), t=64, head_dim=32)
+    >>> r = kv_quant_report(q, k, v)              # keys per channel, values per token
+    >>> print(r.key_mode, r.value_mode, r.int8_bytes, r.scale_bytes, r.total_bytes, r.fp16_bytes)
+    channel token 4096 384 4480 8192
+    >>> print(round(r.ratio_vs_fp16, 4), round(r.k_rel_error, 4), round(r.attention_rel_error, 4))
+    0.5469 0.006 0.0107
+    """
 
     key_mode: str
     value_mode: str

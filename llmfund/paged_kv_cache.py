@@ -39,6 +39,28 @@ class OutOfBlocksError(RuntimeError):
     A ``RuntimeError`` rather than a ``ValueError``: the input is valid, the cache is full. A
     scheduler catches it (or asks :meth:`PagedKVCache.blocks_needed` first) and frees or
     preempts a sequence. The cache is unchanged when it is raised.
+
+    Examples
+    --------
+    A pool of two blocks, both held; the scheduler frees (preempts) a sequence and retries.
+
+    >>> import numpy as np
+    >>> from llmfund.paged_kv_cache import OutOfBlocksError, PagedKVCache
+    >>> cache = PagedKVCache(n_blocks=2, block_size=4, n_kv_heads=1, head_dim=2)
+    >>> for seq in ("a", "b"):                    # one full block each
+    ...     cache.add_sequence(seq)
+    ...     cache.append(seq, np.zeros((1, 4, 2)), np.zeros((1, 4, 2)))
+    >>> cache.add_sequence("c")
+    >>> try:
+    ...     cache.append("c", np.ones((1, 1, 2)), np.ones((1, 1, 2)))
+    ... except OutOfBlocksError as err:
+    ...     print(err)
+    sequence 'c' needs 1 more block(s) for 1 token(s), but only 0 of 2 are free
+    >>> print(cache.seq_len("c"), cache.free("a"))  # nothing written; "a" gives back 1 block
+    0 1
+    >>> cache.append("c", np.ones((1, 1, 2)), np.ones((1, 1, 2)))
+    >>> print(cache.seq_len("c"), cache.block_table("c"))
+    1 [0]
     """
 
 
@@ -60,6 +82,22 @@ class PagedCacheStats:
         Token slots of the used blocks that hold a key/value (a shared block counts once).
     logical_tokens : int
         Sum of the sequences' lengths: what separate contiguous caches would store.
+
+    Examples
+    --------
+    Two sequences of 6 tokens sharing their blocks (a fork) store 6 tokens, not 12:
+
+    >>> import numpy as np
+    >>> from llmfund.paged_kv_cache import PagedKVCache
+    >>> cache = PagedKVCache(n_blocks=8, block_size=4, n_kv_heads=1, head_dim=2)
+    >>> cache.add_sequence("a")
+    >>> cache.append("a", np.zeros((1, 6, 2)), np.zeros((1, 6, 2)))
+    >>> cache.fork("a", "b")
+    >>> s = cache.stats()
+    >>> print(s.used_blocks, s.free_blocks, s.shared_blocks, s.stored_tokens, s.logical_tokens)
+    2 6 2 6 12
+    >>> print(s.reserved_slots, round(s.waste, 3))
+    8 0.25
     """
 
     n_blocks: int
@@ -630,6 +668,17 @@ class KVMemoryReport:
         ``block_size``, taken as the sequence grows).
     max_len, block_size : int
         The parameters used.
+
+    Examples
+    --------
+    One request with a 2-token prompt generating 3 tokens holds 3, 4, then 5 tokens:
+
+    >>> from llmfund.paged_kv_cache import simulate_kv_memory
+    >>> report = simulate_kv_memory([2], [3], max_len=16, block_size=4)
+    >>> print(report.token_steps, report.reserved)
+    12 {'max': 48, 'pow2': 24, 'oracle': 15, 'paged': 16}
+    >>> print({name: round(frac, 3) for name, frac in report.used.items()})
+    {'max': 0.25, 'pow2': 0.5, 'oracle': 0.8, 'paged': 0.75}
     """
 
     token_steps: int
