@@ -483,7 +483,11 @@ def _top_p_keep(e, p, total=None):
         below += np.maximum(total - below[:, :1], 0)
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 for a row that is all -inf
         share = (below / below[:, :1]).astype(e.dtype)
-    return share > 1 - p  # the top token has share 1 > 1 - p: at least one token is kept
+    keep = share > 1 - p
+    # The top token is always kept (HF's min_tokens_to_keep=1). Its share is 1 > 1 - p in exact
+    # arithmetic, but for p below the dtype's epsilon 1 - p rounds to 1 and the comparison fails.
+    keep[:, :1] = True  # (a slice, so an empty batch of shape (0, n) works too)
+    return keep
 
 
 def _min_p_keep(x, shift, min_p):

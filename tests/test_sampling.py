@@ -586,3 +586,15 @@ def test_inverse_cdf_edges():
 def test_empty_batch(fn):
     out = fn(np.zeros((0, 5)))
     assert out.shape == ((0, 5) if out.ndim == 2 else (0,))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [1e-9, 1e-20, 1e-300])
+def test_top_p_below_dtype_epsilon_still_keeps_the_top_token(dtype, p):
+    # 1 - p rounds to 1 in the logits' dtype; the most likely token must survive anyway,
+    # and sample must return it rather than silently fall back to another candidate.
+    logits = (-0.001 * np.arange(1000)).astype(dtype)
+    kept = top_p_filter(logits, p)
+    assert np.isfinite(kept).sum() == 1 and np.isfinite(kept[0])
+    assert sample(logits, top_p=p, rng=0) == 0
+    assert (sample(np.tile(logits, (4, 1)), top_p=p, rng=1) == 0).all()
