@@ -22,6 +22,8 @@ memory, ``reference peak / ours``) next to its target:
 Rows whose reference (torch, transformers) is not installed are reported as skipped. A full
 run exits with status 1 if a target is missed; ``--quick`` (sizes too small for the targets
 to be meaningful) only checks that every case runs and agrees with its baseline.
+
+``run(quick, sections)`` returns the rows (see ``benchlib.py``) for ``benchmarks/report.py``.
 """
 
 from __future__ import annotations
@@ -38,27 +40,52 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Callable  # noqa: E402
+from typing import Any, Callable, Iterable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import benchlib  # noqa: E402
 from llmfund.attention import scaled_dot_product_attention  # noqa: E402
 from llmfund.flash_attention import flash_attention  # noqa: E402
 from llmfund.kv_cache import KVCache  # noqa: E402
 from llmfund.rope import apply_rope  # noqa: E402
 
-try:
-    import torch
+BENCH = "attention"
+SECTIONS = ("attention", "flash", "rope", "kv_decode")
+# The tables of the benchmarks page: title and baseline, in both languages.
+GROUPS = {
+    "sdpa-textbook": dict(
+        en="Scaled dot-product attention vs the textbook formula", zh="缩放点积注意力 vs 教科书公式",
+        baseline_en="textbook NumPy", baseline_zh="教科书式 NumPy",
+    ),
+    "sdpa-torch": dict(
+        en="Scaled dot-product attention vs PyTorch", zh="缩放点积注意力 vs PyTorch",
+        baseline_en="torch SDPA", baseline_zh="torch SDPA",
+    ),
+    "flash-time": dict(
+        en="Flash attention (block 128): time", zh="Flash attention（块大小 128）：耗时",
+        baseline_en="textbook NumPy", baseline_zh="教科书式 NumPy",
+    ),
+    "flash-memory": dict(
+        en="Flash attention (block 128): peak memory", zh="Flash attention（块大小 128）：峰值内存",
+        baseline_en="textbook NumPy", baseline_zh="教科书式 NumPy",
+    ),
+    "rope": dict(
+        en="RoPE on q and k vs Hugging Face", zh="对 q、k 施加 RoPE vs Hugging Face",
+        baseline_en="HF apply_rotary_pos_emb", baseline_zh="HF apply_rotary_pos_emb",
+    ),
+    "kv-decode": dict(
+        en="KV cache: decoding with one attention layer", zh="KV Cache：单个注意力层的解码",
+        baseline_en="recompute the prefix", baseline_zh="每步重算前缀",
+    ),
+}  # fmt: skip
 
-    torch.set_num_threads(1)
-except ImportError:  # the reference extra is optional
-    torch = None
 
-try:
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-except ImportError:
-    apply_rotary_pos_emb = None
+def _references() -> tuple[Any, Any]:
+    """torch and HF's ``apply_rotary_pos_emb``, or None for what is not installed."""
+    torch = benchlib.optional("torch")
+    llama = benchlib.optional("transformers.models.llama.modeling_llama") if torch is not None else None
+    return torch, getattr(llama, "apply_rotary_pos_emb", None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,30 +115,6 @@ def peak_bytes(fn: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
-@dataclass
-class Row:
-    case: str
-    ours: str
-    reference: str
-    ratio: float | None  # reference / ours: > 1 means llmfund is better
-    target: float
-    note: str = ""
-
-    @property
-    def status(self) -> str:
-        if self.ratio is None:
-            return "SKIP"
-        return "PASS" if self.ratio >= self.target else "FAIL"
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms"
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
 # ---------------------------------------------------------------------------------------------
 # Baselines written the way textbooks write them
 # ---------------------------------------------------------------------------------------------
@@ -139,9 +142,9 @@ def neg_inf_mask(t: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_attention(rows: list[Row], t: int, d: int, repeat: int, dtypes: dict[str, str]) -> None:
+def bench_attention(rows: list[dict], t: int, d: int, repeat: int, dtypes: dict[str, str], torch: Any) -> None:
     g = np.random.default_rng(0)
-    for label, shape in (("1 head", (t, d)), ("b=1, h=8", (1, 8, t, d))):
+    for label, label_zh, shape in (("1 head", "单头", (t, d)), ("b=1, h=8", "b=1, h=8", (1, 8, t, d))):
         q, k, v = (g.standard_normal(shape, dtype=np.float32) for _ in range(3))
         for causal in (False, True):
             mask = neg_inf_mask(t) if causal else None
@@ -152,10 +155,16 @@ def bench_attention(rows: list[Row], t: int, d: int, repeat: int, dtypes: dict[s
             dtypes[f"sdpa {kind} ({label})"] = f"ours {ours_out.dtype}, textbook {text_out.dtype}"
             ours = best_time(lambda: scaled_dot_product_attention(q, k, v, is_causal=causal), repeat)
             text = best_time(lambda: textbook_attention(q, k, v, mask), repeat)
-            case = f"sdpa {kind} fp32, {label}, t={t}, d={d}"
-            rows.append(Row(f"{case} vs textbook", ms(ours), ms(text), text / ours, 2.0))
+            case = f"{kind} fp32, {label}, t={t}, d={d}"
+            case_zh = f"{'因果' if causal else '完整'} fp32，{label_zh}，t={t}，d={d}"
+            rows.append(
+                benchlib.row(BENCH, "sdpa-textbook", case, case_zh=case_zh, unit="s", ours=ours, reference=text, target=2.0)
+            )
             if torch is None:
-                rows.append(Row(f"{case} vs torch", ms(ours), "-", None, 0.4, "torch not installed"))
+                rows.append(
+                    benchlib.row(BENCH, "sdpa-torch", case, case_zh=case_zh, unit="s", ours=ours, target=0.4,
+                                 note="torch not installed", note_zh="未安装 torch")
+                )  # fmt: skip
                 continue
             tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
             if tq.ndim == 2:  # torch's sdpa wants a batch dimension
@@ -166,10 +175,12 @@ def bench_attention(rows: list[Row], t: int, d: int, repeat: int, dtypes: dict[s
                 ref = best_time(
                     lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal), repeat
                 )
-            rows.append(Row(f"{case} vs torch", ms(ours), ms(ref), ref / ours, 0.4, "within 2.5x"))
+            rows.append(
+                benchlib.row(BENCH, "sdpa-torch", case, case_zh=case_zh, unit="s", ours=ours, reference=ref, target=0.4)
+            )
 
 
-def bench_flash(rows: list[Row], t: int, t_mem: int, d: int, repeat: int, dtypes: dict[str, str]) -> None:
+def bench_flash(rows: list[dict], t: int, t_mem: int, d: int, repeat: int, dtypes: dict[str, str]) -> None:
     g = np.random.default_rng(1)
     q, k, v = (g.standard_normal((t, d), dtype=np.float32) for _ in range(3))
     for causal in (False, True):
@@ -181,25 +192,36 @@ def bench_flash(rows: list[Row], t: int, t_mem: int, d: int, repeat: int, dtypes
         dtypes[f"flash {kind}"] = f"ours {flash_out.dtype}, textbook {text_out.dtype}"
         ours = best_time(lambda: flash_attention(q, k, v, is_causal=causal, block_size=128), repeat)
         text = best_time(lambda: textbook_attention(q, k, v, mask), repeat)
-        rows.append(Row(f"flash {kind} fp32 block=128, t={t}, d={d} vs textbook", ms(ours), ms(text), text / ours, 1.0))
+        case_zh = f"{'因果' if causal else '完整'} fp32，t={t}，d={d}"
+        rows.append(
+            benchlib.row(BENCH, "flash-time", f"{kind} fp32, t={t}, d={d}", case_zh=case_zh, unit="s", ours=ours,
+                         reference=text, target=1.0)
+        )  # fmt: skip
 
     q, k, v = (g.standard_normal((t_mem, d), dtype=np.float32) for _ in range(3))
     ours_peak = peak_bytes(lambda: flash_attention(q, k, v, block_size=128))
     text_peak = peak_bytes(lambda: textbook_attention(q, k, v, None))
     rows.append(
-        Row(f"flash full fp32 block=128, t={t_mem}, d={d}: peak memory", mib(ours_peak), mib(text_peak), text_peak / ours_peak, 15.0)
-    )
+        benchlib.row(BENCH, "flash-memory", f"full fp32, t={t_mem}, d={d}", case_zh=f"完整 fp32，t={t_mem}，d={d}",
+                     unit="B", ours=ours_peak, reference=text_peak, target=15.0)
+    )  # fmt: skip
 
 
-def bench_rope(rows: list[Row], shape: tuple[int, int, int, int], repeat: int) -> None:
+def bench_rope(
+    rows: list[dict], shape: tuple[int, int, int, int], repeat: int, torch: Any, apply_rotary_pos_emb: Any
+) -> None:
     b, h, t, hd = shape
     g = np.random.default_rng(2)
     q = g.standard_normal(shape, dtype=np.float32)
     k = g.standard_normal(shape, dtype=np.float32)
     positions = np.arange(t)
-    case = f"apply_rope q and k {shape} fp32 vs HF apply_rotary_pos_emb"
+    case = f"q and k {shape} fp32"
+    case_zh = f"q 和 k，{shape}，fp32"
     if torch is None or apply_rotary_pos_emb is None:
-        rows.append(Row(case, "-", "-", None, 1.0, "torch/transformers not installed"))
+        rows.append(
+            benchlib.row(BENCH, "rope", case, case_zh=case_zh, unit="s", ours=None, target=1.0,
+                         note="torch/transformers not installed", note_zh="未安装 torch/transformers")
+        )  # fmt: skip
         return
     # HF's tables, as LlamaRotaryEmbedding.forward builds them once per forward pass (not timed).
     inv_freq = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
@@ -218,10 +240,14 @@ def bench_rope(rows: list[Row], shape: tuple[int, int, int, int], repeat: int) -
         np.testing.assert_allclose(q_ours, q_hf.numpy(), atol=2e-3)  # HF's angles are float32
         ref = best_time(lambda: apply_rotary_pos_emb(tq, tk, cos, sin), repeat)
     mine = best_time(ours, repeat)
-    rows.append(Row(case, ms(mine), ms(ref), ref / mine, 1.0, "ours computes its cos/sin inside"))
+    rows.append(
+        benchlib.row(BENCH, "rope", case, case_zh=case_zh, unit="s", ours=mine, reference=ref, target=1.0,
+                     note="ours computes its cos/sin inside",
+                     note_zh="llmfund 在函数内部计算 cos/sin")
+    )  # fmt: skip
 
 
-def bench_kv_decode(rows: list[Row], d_model: int, n_heads: int, prompt: int, n_new: int, repeat: int) -> None:
+def bench_kv_decode(rows: list[dict], d_model: int, n_heads: int, prompt: int, n_new: int, repeat: int) -> None:
     """One causal self-attention layer (projections + RoPE), decoding ``n_new`` tokens."""
     head_dim = d_model // n_heads
     g = np.random.default_rng(3)
@@ -263,8 +289,11 @@ def bench_kv_decode(rows: list[Row], d_model: int, n_heads: int, prompt: int, n_
     np.testing.assert_allclose(cached(), recompute(), rtol=1e-3, atol=1e-3)
     ours = best_time(cached, repeat, warm_up=False)
     ref = best_time(recompute, repeat, warm_up=False)
-    case = f"KVCache decode {n_new} tokens after {prompt}, d_model={d_model}, {n_heads} heads fp32"
-    rows.append(Row(f"{case} vs recompute", ms(ours), ms(ref), ref / ours, 10.0))
+    case = f"{n_new} tokens after a {prompt}-token prompt, d_model={d_model}, {n_heads} heads, fp32"
+    case_zh = f"{prompt} 个 token 的提示词之后解码 {n_new} 个，d_model={d_model}，{n_heads} 个头，fp32"
+    rows.append(
+        benchlib.row(BENCH, "kv-decode", case, case_zh=case_zh, unit="s", ours=ours, reference=ref, target=10.0)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,25 +301,35 @@ def bench_kv_decode(rows: list[Row], d_model: int, n_heads: int, prompt: int, n_
 # ---------------------------------------------------------------------------------------------
 
 
-def print_table(rows: list[Row]) -> None:
-    headers = ("case", "ours", "reference", "ratio", "target", "result")
-    cells = [
-        (
-            r.case,
-            r.ours,
-            r.reference,
-            "-" if r.ratio is None else f"{r.ratio:.2f}x",
-            f">= {r.target:g}x" + (f" ({r.note})" if r.note else ""),
-            r.status,
-        )
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
-    print("-" * len(line))
-    for c in cells:
-        print("  ".join(x.ljust(w) for x, w in zip(c, widths)))
+def run(quick: bool = False, sections: Iterable[str] | None = None, repeat: int | None = None) -> list[dict]:
+    """Run the cases (all, or the named ``sections`` of :data:`SECTIONS`); print and return the rows."""
+    chosen = benchlib.select(sections, SECTIONS)
+    repeat = repeat or (3 if quick else 5)
+    if quick:
+        sizes = dict(t=256, t_mem=1024, rope=(1, 8, 1024, 128), decode=(256, 4, 16, 64))
+    else:
+        sizes = dict(t=1024, t_mem=4096, rope=(1, 32, 4096, 128), decode=(512, 8, 16, 256))
+    torch, apply_rotary_pos_emb = _references() if {"attention", "rope"} & set(chosen) else (None, None)
+
+    rows: list[dict] = []
+    dtypes: dict[str, str] = {}
+    if "attention" in chosen:
+        bench_attention(rows, sizes["t"], 64, repeat, dtypes, torch)
+    if "flash" in chosen:
+        bench_flash(rows, sizes["t"], sizes["t_mem"], 64, repeat, dtypes)
+    if "rope" in chosen:
+        bench_rope(rows, sizes["rope"], repeat, torch, apply_rotary_pos_emb)
+    if "kv_decode" in chosen:
+        d_model, n_heads, prompt, n_new = sizes["decode"]
+        bench_kv_decode(rows, d_model, n_heads, prompt, n_new, max(1, repeat // 2))
+
+    print("ratio = reference time / our time (memory: reference peak / our peak); higher is better\n")
+    benchlib.print_rows(rows)
+    if dtypes:
+        print("\nOutput dtypes for float32 inputs:")
+        for case, kinds in dtypes.items():
+            print(f"  {case}: {kinds}")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,13 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer repeats (a smoke test)")
     parser.add_argument("--repeat", type=int, default=None, help="best of how many runs (default 5, quick 3)")
     args = parser.parse_args(argv)
+    torch, apply_rotary_pos_emb = _references()
     repeat = args.repeat or (3 if args.quick else 5)
-
-    if args.quick:
-        sizes = dict(t=256, t_mem=1024, rope=(1, 8, 1024, 128), decode=(256, 4, 16, 64))
-    else:
-        sizes = dict(t=1024, t_mem=4096, rope=(1, 32, 4096, 128), decode=(512, 8, 16, 256))
-
     print(f"llmfund attention benchmark ({'quick' if args.quick else 'full'} sizes, best of {repeat}, 1 thread)")
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, "
@@ -312,28 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         f"transformers {'available' if apply_rotary_pos_emb else 'not installed'}, "
         f"{platform.machine()} {platform.processor() or ''}".rstrip()
     )
-    print("ratio = reference time / our time (memory: reference peak / our peak); higher is better\n")
-
-    rows: list[Row] = []
-    dtypes: dict[str, str] = {}
-    bench_attention(rows, sizes["t"], 64, repeat, dtypes)
-    bench_flash(rows, sizes["t"], sizes["t_mem"], 64, repeat, dtypes)
-    bench_rope(rows, sizes["rope"], repeat)
-    d_model, n_heads, prompt, n_new = sizes["decode"]
-    bench_kv_decode(rows, d_model, n_heads, prompt, n_new, max(1, repeat // 2))
-
-    print_table(rows)
-    print("\nOutput dtypes for float32 inputs:")
-    for case, kinds in dtypes.items():
-        print(f"  {case}: {kinds}")
-    failed = [r for r in rows if r.status == "FAIL"]
-    counts = {status: sum(r.status == status for r in rows) for status in ("PASS", "FAIL", "SKIP")}
-    print(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped (of {len(rows)} rows)")
-    if args.quick:
-        print("(--quick: the targets are set for the full sizes; small sizes are dominated by overheads,")
-        print(" so a quick run only checks that everything runs and agrees, and always exits 0)")
-        return 0
-    return 1 if failed else 0
+    rows = run(args.quick, repeat=repeat)
+    return benchlib.finish(rows, args.quick)
 
 
 if __name__ == "__main__":
