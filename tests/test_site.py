@@ -1,0 +1,582 @@
+"""The course site: strict bilingual build, code blocks that really run, zh/en parity, and a
+headless-Chromium walk of the built site (no other host, math rendered, language switcher,
+Chinese and English search).
+
+The site is built once per session (``built_site``), for the local server the browser tests
+use (site_url http://127.0.0.1:PORT/llmfund/, so Material's sitemap-driven instant navigation
+works as on the real host), and every test reuses that build. The build starts in the
+background right after collection (tests/conftest.py), so it overlaps with the other tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from site_helpers import (
+    ARTIFACTS,
+    DOCS,
+    LANGUAGES,
+    PYTHONISH,
+    ROOT,
+    SKIP_MARKER,
+    SiteBuild,
+    block_signature,
+    finish_site_build,
+    lesson_parsers,
+    markdown_pages,
+    numbers,
+    scan_fences,
+    serve,
+)
+from sybil import Document
+from sybil.parsers.abstract import AbstractClearNamespaceParser, AbstractSkipParser
+
+LESSON_01 = "lessons/01-attention/"
+
+
+# --- the build -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built_site() -> SiteBuild:
+    """The strict build (``python -m mkdocs build --strict``), started in the background
+    right after collection (tests/conftest.py) and shared by every test here."""
+    return finish_site_build()
+
+
+@pytest.fixture(scope="session")
+def site(built_site) -> Path:
+    if built_site.returncode != 0:
+        pytest.fail("the site does not build (see test_strict_build_is_clean)", pytrace=False)
+    return built_site.site
+
+
+def test_strict_build_is_clean(built_site, record_property):
+    site, output, seconds = built_site.site, built_site.output, built_site.seconds
+    record_property("build_seconds", round(seconds, 1))
+    print(f"strict build: {seconds:.1f} s (in the background, beside the other tests)")
+    assert built_site.returncode == 0, output
+    assert "WARNING" not in output, output
+    assert "ERROR" not in output, output
+    assert (site / "index.html").is_file() and (site / "en" / "index.html").is_file()
+
+
+def test_every_page_exists_in_both_languages():
+    zh, en = (set(markdown_pages(language)) for language in LANGUAGES)
+    assert zh, "docs/zh has no pages"
+    assert zh - en == set(), f"pages only in docs/zh (add the English page): {sorted(zh - en)}"
+    assert en - zh == set(), f"pages only in docs/en (add the Chinese page): {sorted(en - zh)}"
+
+
+def test_mathjax_is_served_by_the_site(site):
+    mathjax = site / "assets" / "mathjax"
+    assert (mathjax / "tex-chtml-full.js").is_file()
+    assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("MathJax_Main-Regular.woff"))
+
+
+class _Refs(HTMLParser):
+    """Collects the URLs a page loads by itself (not the links a reader may follow)."""
+
+    LOADS = {("script", "src"), ("link", "href"), ("img", "src"), ("source", "src"), ("iframe", "src")}
+
+    def __init__(self):
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "link" and attrs.get("rel") in ("alternate", "canonical"):
+            return
+        for t, attr in self.LOADS:
+            if tag == t and attrs.get(attr):
+                self.loaded.append(attrs[attr])
+
+
+def test_built_pages_load_nothing_from_another_host(site):
+    offenders = []
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        refs = _Refs()
+        refs.feed(html)
+        offenders += [
+            f"{page.relative_to(site)}: {url}" for url in refs.loaded if re.match(r"^(https?:)?//", url)
+        ]
+        # Material's repository widget asks api.github.com for stars (site_hooks.py removes it).
+        if 'data-md-component="source"' in html:
+            offenders.append(f"{page.relative_to(site)}: repository widget (api.github.com)")
+    assert not offenders, "\n".join(offenders)
+
+
+# --- API reference ---------------------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """The visible prose of a page: text outside code, scripts and styles."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("code", "pre", "script", "style"):
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("code", "pre", "script", "style"):
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+API_MODULES = sorted(p.stem for p in (DOCS / "zh" / "api").glob("*.md") if p.stem != "index")
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH_TITLES = ("Parameters:", "Returns:", "Raises:", "Examples:", "Attributes:", "Methods:")
+
+
+@pytest.mark.parametrize("module", API_MODULES)
+def test_api_page_in_both_languages(site, module):
+    """Generated from the docstrings, with section titles in the page's language (the locale
+    hook in tools/site_hooks.py) and the docstrings' math typeset like the lessons'."""
+    zh = (site / "api" / module / "index.html").read_text(encoding="utf-8")
+    en = (site / "en" / "api" / module / "index.html").read_text(encoding="utf-8")
+    titles = {}
+    for language, html in (("zh", zh), ("en", en)):
+        assert f'id="llmfund.{module}.' in html, f"{language}: no documented object of llmfund.{module}"
+        titles[language] = re.findall(r'class="doc-section-title">([^<]*)<', html)
+        assert titles[language], f"{language}: mkdocstrings rendered no docstring sections"
+    assert not any(t.strip() in ENGLISH_TITLES for t in titles["zh"]), f"English titles on zh: {titles['zh']}"
+    assert any(CJK.search(t) for t in titles["zh"]), titles["zh"]
+    assert not any(CJK.search(t) for t in titles["en"]), f"Chinese titles on en: {titles['en']}"
+    # Math in docstrings goes through arithmatex like the lessons: no raw $...$ left in prose.
+    for html in (zh, en):
+        text = _Text()
+        text.feed(html)
+        prose = "".join(text.parts)
+        assert not re.search(r"\$[^$\s][^$]*\$", prose), re.search(r".{40}\$[^$\s][^$]*\$.{0,40}", prose)
+    if "$" in (ROOT / "llmfund" / f"{module}.py").read_text(encoding="utf-8"):
+        assert 'class="arithmatex"' in zh and 'class="arithmatex"' in en
+
+
+# --- learning path and nav -------------------------------------------------------------------
+
+
+def _lessons(language: str) -> list[str]:
+    return sorted(p.stem for p in (DOCS / language / "lessons").glob("[0-9][0-9]-*.md"))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_learning_path_links_every_written_lesson(site, language):
+    path_html = site / ("" if language == "zh" else language) / "path" / "index.html"
+    html = path_html.read_text(encoding="utf-8")
+    index_html = (path_html.parent.parent / "index.html").read_text(encoding="utf-8")
+    for lesson in _lessons(language):
+        assert f'href="../lessons/{lesson}/"' in html, f"path page does not link lessons/{lesson}.md"
+        assert f"/lessons/{lesson}/" in index_html or f'href="lessons/{lesson}/"' in index_html, (
+            f"lessons/{lesson}.md is not in the navigation"
+        )
+    assert "lessons/01-attention.md" in (DOCS / language / "path.md").read_text(encoding="utf-8")
+
+
+# --- Python blocks: collected by Sybil, and the same in both languages -----------------------
+
+
+def _all_markdown() -> list[Path]:
+    return sorted(DOCS.rglob("*.md"))
+
+
+@pytest.fixture(scope="module")
+def parsers():
+    return lesson_parsers()
+
+
+def _fence_problems(path: Path, parsers) -> list[str]:
+    """Why some Python-looking fence of ``path`` would not run (empty: all is well)."""
+    text = path.read_text(encoding="utf-8")
+    document = Document(text, str(path))
+    code = [p for p in parsers if not isinstance(p, (AbstractSkipParser, AbstractClearNamespaceParser))]
+    examples = sorted((region for parser in code for region in parser(document)), key=lambda r: r.start)
+    fences = scan_fences(text)
+    name = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
+
+    def where(offset: int) -> str:
+        return f"{name}:{text.count(chr(10), 0, offset) + 1}"
+
+    problems = []
+
+    markers = list(SKIP_MARKER.finditer(text))
+    for marker in markers:
+        action, reason = marker["action"], (marker["reason"] or "").strip()
+        if action in ("next", "start") and not reason:
+            problems.append(
+                f'{where(marker.start())}: "skip: {action}" needs a reason, e.g.'
+                f' <!-- skip: {action} "needs a GPU" --> (without one Sybil reports the block'
+                " as passed although it never ran)"
+            )
+        if action == "next":
+            following = next((f for f in fences if f.start >= marker.end()), None)
+            adjacent = following is not None and not text[marker.end() : following.start].strip()
+            target = next((r for r in examples if r.start >= marker.end()), None)
+            if not adjacent:
+                problems.append(
+                    f"{where(marker.start())}: a skip marker must sit right above the fence it skips"
+                )
+            elif target is None or not (following.start <= target.start < following.end):
+                at = f" the block at {where(target.start)}" if target is not None else " nothing"
+                problems.append(
+                    f"{where(following.start)}: Sybil does not collect this ```{following.info.strip()}"
+                    f" fence, so the skip marker above it would skip{at} instead; write ```python"
+                    " (skipped blocks are reported with their reason) or use a non-Python fence"
+                    " such as ```text"
+                )
+
+    for fence in fences:
+        if fence.language not in PYTHONISH:
+            continue
+        if any(fence.start <= r.start < fence.end for r in examples):
+            continue
+        before = [m for m in markers if m.end() <= fence.start and not text[m.end() : fence.start].strip()]
+        if before and before[-1]["action"] == "next" and (before[-1]["reason"] or "").strip():
+            continue  # exempt, but see the marker check above
+        problems.append(
+            f"{where(fence.start)}: ```{fence.info.strip()} block is not run by the tests: only ```python"
+            " fences run (a body starting with >>> runs as a doctest); if it must not run, put"
+            ' <!-- skip: next "the reason" --> right above a ```python fence'
+        )
+    return problems
+
+
+def test_every_python_block_in_docs_is_run(parsers):
+    problems = []
+    for path in _all_markdown():
+        problems += _fence_problems(path, parsers)
+    assert not problems, "\n".join(problems)
+
+
+def test_fence_check_catches_what_sybil_would_not_run(tmp_path, parsers):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```py\nx = 1\n```\n\n"
+        '<!-- skip: next "display only" -->\n```pycon\n>>> 1\n1\n```\n\n'
+        "```python\nprint(1)\n```\n\n```output\n1\n```\n\n"
+        "<!-- skip: next -->\n```python\ny = 2\n```\n",
+        encoding="utf-8",
+    )
+    problems = "\n".join(_fence_problems(page, parsers))
+    assert "page.md:1: ```py block is not run" in problems
+    assert "page.md:6: Sybil does not collect this ```pycon fence" in problems  # the skip would leak
+    assert '"skip: next" needs a reason' in problems
+    assert problems.count("\n") == 2, problems
+
+
+def test_indented_fences_in_folded_solutions_and_tabs_run(parsers):
+    """Lessons put solutions in ``??? success "答案"`` with the fence indented four spaces:
+    those blocks must be collected and executed (here a failing one must fail)."""
+    path = ROOT / "tests" / "data" / "indented_fences.md"
+    document = Document.parse(str(path), *parsers)
+    examples = list(document)
+    assert [e.line for e in examples] == [5, 17, 25, 38], [(e.line, e.region) for e in examples]
+    outcomes = {}
+    for example in examples:
+        try:
+            example.evaluate()
+            outcomes[example.line] = "passed"
+        except Exception as exc:  # SybilFailure or the block's own exception
+            outcomes[example.line] = f"failed: {exc}"
+    assert outcomes[5] == outcomes[25] == outcomes[38] == "passed", outcomes
+    assert (
+        outcomes[17].startswith("failed") and "the assertion inside the folded solution ran" in outcomes[17]
+    )
+
+
+def _python_fences(language: str, page: str):
+    text = (DOCS / language / page).read_text(encoding="utf-8")
+    fences = scan_fences(text)
+    return [f for f in fences if f.language in PYTHONISH], [f for f in fences if f.language == "output"]
+
+
+@pytest.mark.parametrize("page", sorted(set(markdown_pages("zh")) & set(markdown_pages("en"))))
+def test_same_code_in_both_languages(page):
+    """Same number of Python blocks, and the same code in each pair once comments and string
+    literals are set aside (printed labels and comments may be translated). Doctest expected
+    outputs and ```output blocks must show the same numbers (their words may differ)."""
+    (zh, zh_out), (en, en_out) = _python_fences("zh", page), _python_fences("en", page)
+    assert len(zh) == len(en), (
+        f"{page}: {len(zh)} Python blocks in zh (lines {[f.line for f in zh]}),"
+        f" {len(en)} in en (lines {[f.line for f in en]})"
+    )
+    for a, b in zip(zh, en, strict=True):
+        sa, sb = block_signature(a.body), block_signature(b.body)
+        assert sa == sb, (
+            f"{page}: the Python block at zh line {a.line} and en line {b.line} differ in code"
+            f" (comments and strings aside):\nzh: {' '.join(map(str, sa))}\nen: {' '.join(map(str, sb))}"
+        )
+    assert len(zh_out) == len(en_out), f"{page}: {len(zh_out)} output blocks in zh, {len(en_out)} in en"
+    for a, b in zip(zh_out, en_out, strict=True):
+        assert numbers(a.body) == numbers(b.body), (
+            f"{page}: output blocks at zh line {a.line} and en line {b.line} show different numbers"
+        )
+
+
+# --- the browser -----------------------------------------------------------------------------
+
+# Debian's Chromium; LLMFUND_CHROMIUM may name another Chromium-based browser (the GitHub
+# workflow uses it where the distribution's package is only a snap wrapper).
+CHROMIUM = Path(os.environ.get("LLMFUND_CHROMIUM") or "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MATH_READY = """() => [...document.querySelectorAll('.arithmatex')]
+    .every(e => e.querySelector('mjx-container'))"""
+
+
+def _page_paths(site: Path) -> list[str]:
+    pages = [p.relative_to(site).parent.as_posix() for p in site.rglob("index.html")]
+    return sorted("" if p == "." else p + "/" for p in pages)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium fonts-noto-cjk)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def served(built_site, site):
+    with serve(site, built_site.port) as base:
+        yield base
+
+
+class _Watch:
+    """Everything a browser context asks for, and every failed request or console error."""
+
+    def __init__(self, context, base: str, bodies: bool = False):
+        self.host = urlsplit(base).netloc
+        self.requests: list[str] = []
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        self.bodies: dict[str, int] = {}
+        self.gzipped: dict[str, int] = {}
+        self.keep_bodies = bodies
+        context.route("**/*", self._route)  # nothing leaves the machine, whatever the page asks
+        context.on("request", self._request)
+        context.on("response", self._response)
+
+    def _local(self, url: str) -> bool:
+        return url.startswith(("data:", "blob:")) or urlsplit(url).netloc == self.host
+
+    def _route(self, route):
+        if self._local(route.request.url):
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+    def _request(self, request):
+        self.requests.append(request.url)
+        if not self._local(request.url):
+            self.foreign.append(request.url)
+
+    def _response(self, response):
+        if response.status >= 400:
+            self.errors.append(f"HTTP {response.status} {response.url}")
+        elif self.keep_bodies and response.request.method == "GET" and not response.url.startswith("data:"):
+            try:
+                body = response.body()
+            except Exception:  # redirects and aborted requests have no body
+                return
+            self.bodies[response.url] = len(body)
+            self.gzipped[response.url] = len(gzip.compress(body))
+
+    def watch(self, page):
+        page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        return page
+
+
+def _new(browser, base, bodies: bool = False):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    watch = _Watch(context, base, bodies)
+    return context, watch, watch.watch(context.new_page())
+
+
+def _math_ok(page, where: str) -> list[str]:
+    """Wait until every formula is typeset; report TeX errors."""
+    if not page.locator(".arithmatex").count():
+        return []
+    page.wait_for_function(MATH_READY, timeout=15_000)
+    page.evaluate("() => document.fonts.ready")
+    bad = page.locator("mjx-merror").count()
+    return [f"{where}: {bad} formula(s) MathJax could not parse"] if bad else []
+
+
+# Material's instant navigation: a click on a link of the site fetches the page and swaps
+# the content, without reloading the scripts. Count document$ emissions to know it arrived.
+COUNT_PAGES = "() => { window.__pages = 0; document$.subscribe(() => { window.__pages += 1; }); }"
+CLICK = """url => { const seen = window.__pages; const a = document.createElement('a');
+    a.href = url; document.body.append(a); a.click(); a.remove(); return seen; }"""
+ARRIVED = "([url, seen]) => location.href === url && (window.__pages === undefined || window.__pages > seen)"
+
+
+def _instant(page, url: str) -> None:
+    seen = page.evaluate(CLICK, url)
+    page.wait_for_function(ARRIVED, arg=[url, seen], timeout=15_000)
+    assert page.evaluate("() => window.__pages !== undefined"), (
+        f"{url}: a full page load, not instant navigation"
+    )
+
+
+@pytest.mark.browser
+def test_every_page_loads_from_the_site_alone(browser, served, site):
+    """Every built page: nothing from another host, no failed request, no console error, every
+    formula typeset without a TeX error. A full load of the home page (waiting for the network
+    to go idle: search index, sitemaps, fonts; lesson 01 gets one in the next test), then
+    every page the way a reader moves through the site, by instant navigation (a full load per
+    page would rebuild the search index each time and take far longer)."""
+    context, watch, page = _new(browser, served)
+    paths = _page_paths(site)
+    problems = []
+    page.goto(served + "404.html", wait_until="networkidle")  # not reachable by navigation
+    page.goto(served, wait_until="networkidle")
+    page.evaluate(COUNT_PAGES)
+    for path in paths[1:] + [""]:
+        _instant(page, served + path)
+        problems += _math_ok(page, path)
+    page.wait_for_load_state("networkidle")
+    context.close()
+    assert not watch.foreign, "requests to other hosts:\n" + "\n".join(sorted(set(watch.foreign)))
+    assert not problems + watch.errors, "\n".join(problems + watch.errors)
+    print(f"{len(paths)} pages, {len(watch.requests)} requests, none to another host")
+
+
+def _open_language_menu_and_pick(page, language: str) -> None:
+    page.hover(".md-header__option .md-select")
+    page.click(f'.md-select__link[hreflang="{language}"]')
+
+
+@pytest.mark.browser
+def test_lesson_01_math_switcher_and_screenshots(browser, served):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context, watch, page = _new(browser, served, bodies=True)
+    page.goto(served + LESSON_01, wait_until="networkidle")
+    assert not _math_ok(page, LESSON_01)
+    width = page.eval_on_selector("div.arithmatex mjx-container", "e => e.getBoundingClientRect().width")
+    assert width > 50, "the display formula rendered with no width (fonts missing?)"
+
+    transfer = sum(watch.bodies.values())
+    transfer_gz = sum(watch.gzipped.values())
+    report = (
+        f"zh {LESSON_01}: {len(watch.bodies)} responses, {transfer / 1024:.0f} KiB"
+        f" ({transfer_gz / 1024:.0f} KiB gzipped)\n"
+        + "\n".join(
+            f"  {size / 1024:8.1f} KiB  {url}"
+            for url, size in sorted(watch.bodies.items(), key=lambda kv: -kv[1])
+        )
+    )
+    (ARTIFACTS / "lesson-01-transfer.txt").write_text(report + "\n", encoding="utf-8")
+    print(report)
+    page.screenshot(path=str(ARTIFACTS / "lesson-01-zh.png"))
+
+    # zh -> en -> zh on the same lesson.
+    _open_language_menu_and_pick(page, "en")
+    page.wait_for_url(served + "en/" + LESSON_01)
+    assert not _math_ok(page, "en/" + LESSON_01)
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.screenshot(path=str(ARTIFACTS / "lesson-01-en.png"))
+    _open_language_menu_and_pick(page, "zh")
+    page.wait_for_url(served + LESSON_01)
+    assert page.locator("html").get_attribute("lang") == "zh"
+
+    # After instant navigation (the header is not reloaded) the switcher follows the new
+    # page, and the math on the new page is typeset.
+    page.evaluate(COUNT_PAGES)
+    seen = page.evaluate("() => window.__pages")
+    page.click('.md-sidebar--primary a[href$="path/"]')
+    page.wait_for_function(ARRIVED, arg=[served + "path/", seen])
+    assert page.evaluate("() => window.__pages !== undefined"), "not instant navigation"
+    assert not _math_ok(page, "path/")
+    _open_language_menu_and_pick(page, "en")
+    page.wait_for_url(served + "en/path/")
+    assert not _math_ok(page, "en/path/")
+    context.close()
+    assert not watch.foreign, watch.foreign
+    assert not watch.errors, watch.errors
+
+
+def _search(page, query: str) -> list[str]:
+    page.click(".md-search__input")
+    # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
+    # input (as from an IME), so finish with a key that fires keyup, as an IME commit does.
+    page.locator(".md-search__input").press_sequentially(query, delay=30)
+    page.keyboard.press("End")
+    results = page.locator(".md-search-result__list > li a")
+    results.first.wait_for(timeout=10_000)
+    return results.evaluate_all("els => els.map(e => e.href)")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("start", "query", "expected"),
+    [("", "注意力", LESSON_01), ("en/", "attention", "en/" + LESSON_01)],
+    ids=["zh", "en"],
+)
+def test_search_finds_lesson_01(browser, served, start, query, expected):
+    context, watch, page = _new(browser, served)
+    page.goto(served + start, wait_until="networkidle")
+    hrefs = _search(page, query)
+    context.close()
+    assert any(re.split(r"[?#]", h)[0] == served + expected for h in hrefs), hrefs
+    assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
+
+
+# --- the build hooks -------------------------------------------------------------------------
+
+
+def _hooks():
+    spec = importlib.util.spec_from_file_location("_llmfund_site_hooks", ROOT / "tools" / "site_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unwritten_lessons_leave_the_nav_and_become_plain_text(tmp_path):
+    hooks = _hooks()
+    (tmp_path / "lessons").mkdir()
+    (tmp_path / "lessons" / "01-attention.md").write_text("# 01\n", encoding="utf-8")
+    nav = [
+        {"首页": "index.md"},
+        {"课程": ["lessons/01-attention.md", "lessons/09-future.md"]},
+        {"later": ["lessons/10-later.md"]},
+    ]
+    kept = hooks._prune_nav(nav, lambda path: (tmp_path / path).is_file())
+    assert kept == [{"首页": "index.md"}, {"课程": ["lessons/01-attention.md"]}]
+    markdown = "## 01 · [注意力](lessons/01-attention.md)\n## 09 · [未来](lessons/09-future.md#x)\n"
+    assert hooks._unlink_upcoming(markdown, tmp_path, "zh") == (
+        "## 01 · [注意力](lessons/01-attention.md)\n## 09 · 未来（即将上线）\n"
+    )
+    assert hooks._unlink_upcoming("[Later](../lessons/10-later.md)", tmp_path / "api", "en") == (
+        "Later (coming soon)"
+    )
