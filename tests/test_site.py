@@ -11,7 +11,6 @@ background right after collection (tests/conftest.py), so it overlaps with the o
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import os
 import re
 from html.parser import HTMLParser
@@ -26,9 +25,7 @@ from site_helpers import (
     PYTHONISH,
     ROOT,
     SKIP_MARKER,
-    SiteBuild,
     block_signature,
-    finish_site_build,
     lesson_parsers,
     markdown_pages,
     numbers,
@@ -42,20 +39,6 @@ LESSON_01 = "lessons/01-attention/"
 
 
 # --- the build -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def built_site() -> SiteBuild:
-    """The strict build (``python -m mkdocs build --strict``), started in the background
-    right after collection (tests/conftest.py) and shared by every test here."""
-    return finish_site_build()
-
-
-@pytest.fixture(scope="session")
-def site(built_site) -> Path:
-    if built_site.returncode != 0:
-        pytest.fail("the site does not build (see test_strict_build_is_clean)", pytrace=False)
-    return built_site.site
 
 
 def test_strict_build_is_clean(built_site, record_property):
@@ -550,33 +533,3 @@ def test_search_finds_lesson_01(browser, served, start, query, expected):
     context.close()
     assert any(re.split(r"[?#]", h)[0] == served + expected for h in hrefs), hrefs
     assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
-
-
-# --- the build hooks -------------------------------------------------------------------------
-
-
-def _hooks():
-    spec = importlib.util.spec_from_file_location("_llmfund_site_hooks", ROOT / "tools" / "site_hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_unwritten_lessons_leave_the_nav_and_become_plain_text(tmp_path):
-    hooks = _hooks()
-    (tmp_path / "lessons").mkdir()
-    (tmp_path / "lessons" / "01-attention.md").write_text("# 01\n", encoding="utf-8")
-    nav = [
-        {"首页": "index.md"},
-        {"课程": ["lessons/01-attention.md", "lessons/09-future.md"]},
-        {"later": ["lessons/10-later.md"]},
-    ]
-    kept = hooks._prune_nav(nav, lambda path: (tmp_path / path).is_file())
-    assert kept == [{"首页": "index.md"}, {"课程": ["lessons/01-attention.md"]}]
-    markdown = "## 01 · [注意力](lessons/01-attention.md)\n## 09 · [未来](lessons/09-future.md#x)\n"
-    assert hooks._unlink_upcoming(markdown, tmp_path, "zh") == (
-        "## 01 · [注意力](lessons/01-attention.md)\n## 09 · 未来（即将上线）\n"
-    )
-    assert hooks._unlink_upcoming("[Later](../lessons/10-later.md)", tmp_path / "api", "en") == (
-        "Later (coming soon)"
-    )

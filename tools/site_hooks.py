@@ -2,10 +2,13 @@
 
 Small jobs that no plugin does for us:
 
-1. Lessons are written in parallel with the site. A lesson listed in the nav whose file does
-   not exist yet (in any language) is left out of the nav, and a link to it from the home,
-   learning-path or API pages becomes plain text marked "coming soon". A lesson file that
-   exists but is not in the nav still fails the strict build (validation.nav.omitted_files).
+1. Content built from code. Figures: ``llmfund.figures`` draws every figure into
+   ``docs/assets/figures/`` before the build (only when the package's source changed), and a
+   lesson line ``<!-- figure: name -->`` becomes the image with its alt text in the page's
+   language; an unknown name fails the build. Notebooks: each lesson is also written as a
+   Jupyter notebook beside its page (``tools/notebooks.py``) and the page links to it. The
+   benchmarks page gets its tables from ``docs/assets/benchmarks/results.json``
+   (``tools/benchmarks_page.py``); only ``python benchmarks/report.py`` measures.
 2. mkdocstrings section titles (Parameters / 参数 ...) in the language of the page. Under
    mkdocs-static-i18n, mkdocstrings keeps the locale of the first language for every build;
    resetting the handler's locale before each page is rendered fixes that. It touches a
@@ -29,68 +32,78 @@ import importlib.util
 import logging
 import re
 import shutil
+import sys
 from pathlib import Path, PurePosixPath
 
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import event_priority
 
 log = logging.getLogger("mkdocs.hooks.llmfund")
 
-# --- 1. lessons written in parallel ----------------------------------------------------------
+# --- 1. content built from code ----------------------------------------------------------
 
-LESSON = re.compile(r"^lessons/\d\d-[\w-]+\.md$")
-# Pages of the site machinery whose links to unwritten lessons degrade to plain text
-# (relative to the language folder). Lessons are not among them: a broken link in a lesson
-# must fail the build.
-PAGES_WITH_UPCOMING_LINKS = re.compile(r"^(index|path|api/\w+)\.md$")
-LESSON_LINK = re.compile(
-    r"\[(?P<text>[^\]\n]+)\]\((?P<target>(?:\.\./)*lessons/\d\d-[\w-]+\.md)(?P<anchor>#[^)\s]*)?\)"
-)
-COMING_SOON = {"zh": "（即将上线）", "en": " (coming soon)"}
+TOOLS = Path(__file__).resolve().parent
+FIGURE = re.compile(r"^(?P<indent>[ \t]*)<!--\s*figure:\s*(?P<name>[\w-]+)\s*-->[ \t]*$", re.MULTILINE)
+NOTEBOOK_LINK = {
+    "zh": "下载本课的 Jupyter 笔记本（.ipynb）：代码与本页相同，已通过测试。",
+    "en": "Download this lesson as a Jupyter notebook (.ipynb): the same code as this page, tested.",
+}
 
 
-def _language_dirs(config) -> list[Path]:
-    docs = Path(config["docs_dir"])
-    return sorted(p for p in docs.iterdir() if p.is_dir() and (p / "index.md").is_file())
+def _tool(name: str):
+    """A module of tools/ (not a package), loaded by path once."""
+    module = sys.modules.get(f"llmfund_tools.{name}")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"llmfund_tools.{name}", TOOLS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
-def _prune_nav(items, exists) -> list:
-    kept = []
-    for item in items:
-        if isinstance(item, dict):
-            ((title, value),) = item.items()
-            if isinstance(value, list):
-                value = _prune_nav(value, exists)
-                if value:
-                    kept.append({title: value})
-                continue
-            path = value
-        else:
-            path = item
-        if isinstance(path, str) and LESSON.match(path) and not exists(path):
-            log.info("Lesson %s is not written yet: left out of the nav", path)
-            continue
-        kept.append(item)
-    return kept
+def _figures_dir(config) -> Path:
+    return Path(config["docs_dir"]) / "assets" / "figures"
 
 
-@event_priority(100)  # before mkdocs-static-i18n reads the nav
-def on_config(config):
-    languages = _language_dirs(config)
-    config["nav"] = _prune_nav(
-        config["nav"] or [], lambda path: any((lang / path).is_file() for lang in languages)
-    )
-    _mathjax_dir()  # fail early, with the fix in the message, if the package is missing
-    return config
+def on_pre_build(config):
+    try:
+        from llmfund import figures
+    except ImportError as exc:  # matplotlib is in the docs extra
+        raise PluginError(f"the figures need matplotlib: python -m pip install -e '.[docs]' ({exc})") from exc
+    written = figures.build_all(_figures_dir(config))
+    if written:
+        log.info("Drew %d figure files", len(written))
 
 
-def _unlink_upcoming(markdown: str, page_dir: Path, language: str) -> str:
+def _figure_markdown(markdown: str, page, language: str) -> str:
+    from llmfund.figures import REGISTRY
+
+    depth = len(PurePosixPath(page.file.src_uri).parts) - 2  # below docs/<lang>/
+    prefix = "../" * depth + "../assets/figures/" if depth >= 0 else "assets/figures/"
+
     def replace(match: re.Match) -> str:
-        if (page_dir / match["target"]).is_file():
-            return match[0]
-        return match["text"] + COMING_SOON.get(language, COMING_SOON["en"])
+        name = match["name"]
+        if name not in REGISTRY:
+            raise PluginError(f"{page.file.src_uri}: unknown figure {name!r}; known: {sorted(REGISTRY)}")
+        alt = REGISTRY[name].alt[language]
+        return f'{match["indent"]}![{alt}]({prefix}{name}.{language}.svg){{ .llmfund-figure loading=lazy }}'
 
-    return LESSON_LINK.sub(replace, markdown)
+    return FIGURE.sub(replace, markdown)
+
+
+def _is_lesson(page) -> bool:
+    parts = PurePosixPath(page.file.src_uri).parts
+    return len(parts) == 3 and parts[1] == "lessons" and parts[2].endswith(".md")
+
+
+def _write_notebook(page, config, language: str) -> None:
+    from llmfund.figures import REGISTRY
+
+    def figure_svg(name: str, lang: str) -> tuple[str, bytes]:
+        return REGISTRY[name].alt[lang], (_figures_dir(config) / f"{name}.{lang}.svg").read_bytes()
+
+    source = Path(page.file.abs_src_path)
+    dest = Path(page.file.abs_dest_path).parent / f"{source.stem}.ipynb"
+    _tool("notebooks").write_notebook(source, dest, language, figure_svg=figure_svg)
 
 
 # --- 2. mkdocstrings in the page's language --------------------------------------------------
@@ -103,19 +116,28 @@ def on_page_markdown(markdown, page, config, files):
     if handlers is not None:
         handlers._locale = language
 
-    src = PurePosixPath(page.file.src_uri)
-    if len(src.parts) > 1 and PAGES_WITH_UPCOMING_LINKS.match(str(PurePosixPath(*src.parts[1:]))):
-        markdown = _unlink_upcoming(markdown, Path(page.file.abs_src_path).parent, language)
-    return markdown
+    markdown = _figure_markdown(markdown, page, language)
+    return _tool("benchmarks_page").insert_tables(markdown, language)
 
 
 def on_page_content(html, page, config, files):
     # The source listings under each API entry stay on the page but out of the search index:
     # a search for "softmax" should find the function, not every line that calls it (and the
     # index, which a full page load downloads and builds, stays smaller).
-    return html.replace(
+    html = html.replace(
         '<details class="mkdocstrings-source"', '<details class="mkdocstrings-source" data-search-exclude'
     )
+    if _is_lesson(page):
+        # Injected into the HTML, not the Markdown: the notebook is written after the page,
+        # so a Markdown link to it would fail link validation.
+        language = str(config.theme["language"])
+        name = Path(page.file.abs_src_path).stem
+        link = (
+            f'<p class="llmfund-notebook"><a href="{name}.ipynb" download>'
+            f"{NOTEBOOK_LINK.get(language, NOTEBOOK_LINK['en'])}</a></p>"
+        )
+        html = re.sub(r"(</h1>)", lambda m: m[1] + link, html, count=1)
+    return html
 
 
 # --- 3. no request to another host -----------------------------------------------------------
@@ -127,6 +149,8 @@ def _without_repository_facts(html: str) -> str:
 
 
 def on_post_page(output, page, config):
+    if _is_lesson(page):
+        _write_notebook(page, config, str(config.theme["language"]))
     return _without_repository_facts(output)
 
 
@@ -159,6 +183,11 @@ def _copy_if_changed(src: Path, dest: Path) -> None:
             return
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dest)
+
+
+def _language_dirs(config) -> list[Path]:
+    docs = Path(config["docs_dir"])
+    return sorted(p for p in docs.iterdir() if p.is_dir() and (p / "index.md").is_file())
 
 
 def on_post_build(config):
