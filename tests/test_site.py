@@ -410,7 +410,7 @@ def _math_ok(page, where: str) -> list[str]:
     """Wait until every formula is typeset; report TeX errors."""
     if not page.locator(".arithmatex").count():
         return []
-    page.wait_for_function(MATH_READY, timeout=15_000)
+    page.wait_for_function(MATH_READY, timeout=60_000)
     page.evaluate("() => document.fonts.ready")
     bad = page.locator("mjx-merror").count()
     return [f"{where}: {bad} formula(s) MathJax could not parse"] if bad else []
@@ -426,7 +426,7 @@ ARRIVED = "([url, seen]) => location.href === url && (window.__pages === undefin
 
 def _instant(page, url: str) -> None:
     seen = page.evaluate(CLICK, url)
-    page.wait_for_function(ARRIVED, arg=[url, seen], timeout=15_000)
+    page.wait_for_function(ARRIVED, arg=[url, seen], timeout=60_000)
     assert page.evaluate("() => window.__pages !== undefined"), (
         f"{url}: a full page load, not instant navigation"
     )
