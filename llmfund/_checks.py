@@ -121,3 +121,22 @@ def bool_mask(mask: Any, name: str = "mask") -> np.ndarray:
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """The floating dtype a computation over ``arrays`` runs in (float32 only if all are float32)."""
     return np.result_type(*[a.dtype for a in arrays])
+
+
+def kv_array(x: Any, name: str) -> np.ndarray:
+    """Keys or values for a cache, shape (..., t_new, dim) with t_new >= 1, no NaN.
+
+    Unlike :func:`float_array`, a floating dtype is kept as it is: a float16 cache that came
+    back float32 would lose the very memory it exists to save. Other numbers become float64.
+    """
+    arr = numeric_array(x, name)
+    if np.issubdtype(arr.dtype, np.floating):
+        if arr.size and np.isnan(arr).any():
+            raise ValueError(f"{name} contains NaN")
+    else:
+        arr = float_array(arr, name)
+    if arr.ndim < 2:
+        raise ValueError(f"{name} must have shape (..., t_new, dim), got shape {arr.shape}")
+    if arr.shape[-2] == 0:
+        raise ValueError(f"{name} must add at least one token, got shape {arr.shape}")
+    return arr

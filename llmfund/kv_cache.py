@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -179,8 +177,8 @@ class KVCache:
         >>> len(cache)
         3
         """
-        k_new = self._check(k_new, "k_new")
-        v_new = self._check(v_new, "v_new")
+        k_new = _checks.kv_array(k_new, "k_new")
+        v_new = _checks.kv_array(v_new, "v_new")
         if k_new.shape[:-2] != v_new.shape[:-2] or k_new.shape[-2] != v_new.shape[-2]:
             raise ValueError(
                 f"k_new and v_new must have the same leading dimensions and length t_new, "
@@ -225,22 +223,6 @@ class KVCache:
         view = buf[..., : self._len, :]
         view.flags.writeable = False
         return view
-
-    @staticmethod
-    def _check(x: Any, name: str) -> np.ndarray:
-        arr = np.asarray(x)
-        # Keep a float16/float32 cache in its own dtype (that is the memory saving);
-        # _checks.float_array would compute float16 in float32.
-        if np.issubdtype(arr.dtype, np.floating):
-            if arr.size and np.isnan(arr).any():
-                raise ValueError(f"{name} contains NaN")
-        else:
-            arr = _checks.float_array(arr, name)
-        if arr.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., t_new, dim), got shape {arr.shape}")
-        if arr.shape[-2] == 0:
-            raise ValueError(f"{name} must add at least one token, got shape {arr.shape}")
-        return arr
 
     def _grow(self, needed: int) -> None:
         """Double the buffers (at least to ``needed``), copying the cached part once."""

@@ -541,17 +541,10 @@ class PagedKVCache:
             raise ValueError(f"{name} {seq_id!r} is already a sequence in the cache")
 
     def _check_kv(self, x: Any, name: str) -> np.ndarray:
-        arr = np.asarray(x)
-        if np.issubdtype(arr.dtype, np.floating):
-            if arr.size and np.isnan(arr).any():
-                raise ValueError(f"{name} contains NaN")
-        else:
-            arr = _checks.float_array(arr, name)
+        arr = _checks.kv_array(x, name)
         expected = f"(n_kv_heads={self._n_kv_heads}, t_new, head_dim={self._head_dim})"
         if arr.ndim != 3 or arr.shape[0] != self._n_kv_heads or arr.shape[2] != self._head_dim:
             raise ValueError(f"{name} must have shape {expected}, got shape {arr.shape}")
-        if arr.shape[1] == 0:
-            raise ValueError(f"{name} must add at least one token, got shape {arr.shape}")
         return arr
 
     @staticmethod

@@ -191,7 +191,8 @@ def sinusoidal_position_encoding(t: int, d_model: int, *, base: float = 10000.0)
     Notes
     -----
     Vaswani et al. (2017), section 3.5. It is *added* to the token embeddings. Its wavelengths
-    form a geometric progression from $2\pi$ to $2\pi \cdot \text{base}$; for any fixed offset
+    form a geometric progression from $2\pi$ up to $2\pi \cdot \text{base}^{(d-2)/d}$ (just under
+    $2\pi \cdot \text{base}$); for any fixed offset
     $k$, ``pe[pos + k]`` is a linear function (a rotation of each sin/cos pair) of ``pe[pos]`` —
     the same frequencies RoPE later applies multiplicatively to q and k.
 

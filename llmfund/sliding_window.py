@@ -27,7 +27,6 @@ and ``DynamicSlidingWindowLayer`` of a cache); the banded kernel is FlashAttenti
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -316,8 +315,8 @@ class RollingKVCache:
         >>> len(cache), cache.held
         (4, 3)
         """
-        k_new = _check_kv(k_new, "k_new")
-        v_new = _check_kv(v_new, "v_new")
+        k_new = _checks.kv_array(k_new, "k_new")
+        v_new = _checks.kv_array(v_new, "v_new")
         if k_new.shape[:-2] != v_new.shape[:-2] or k_new.shape[-2] != v_new.shape[-2]:
             raise ValueError(
                 f"k_new and v_new must have the same leading dimensions and length t_new, "
@@ -374,18 +373,3 @@ class RollingKVCache:
             new = np.empty(old.shape[:-2] + (cap, old.shape[-1]), dtype=old.dtype)
             new[..., : self._seen, :] = old[..., : self._seen, :]
             setattr(self, attr, new)
-
-
-def _check_kv(x: Any, name: str) -> np.ndarray:
-    """Keys or values for a cache: float dtypes kept as they are (that is the memory), no NaN."""
-    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-        arr = x  # float16 stays float16: _checks.float_array would widen it
-        if arr.size and np.isnan(arr).any():
-            raise ValueError(f"{name} contains NaN")
-    else:
-        arr = _checks.float_array(x, name)
-    if arr.ndim < 2:
-        raise ValueError(f"{name} must have shape (..., t_new, dim), got shape {arr.shape}")
-    if arr.shape[-2] == 0:
-        raise ValueError(f"{name} must add at least one token, got shape {arr.shape}")
-    return arr
