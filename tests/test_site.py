@@ -509,6 +509,51 @@ def test_lesson_01_math_switcher_and_screenshots(browser, served):
     assert not watch.errors, watch.errors
 
 
+FIGURE_LESSON = "lessons/06-inference-optimization/"
+FIGURE_IMG = re.compile(r'<img alt="(?P<alt>[^"]*)" class="llmfund-figure" loading="lazy" src="(?P<src>[^"]+)" />')
+IMAGES_LOADED = """() => [...document.querySelectorAll('img.llmfund-figure')].map(
+    img => [img.getAttribute('src'), img.complete && img.naturalWidth > 0])"""
+
+
+@pytest.mark.parametrize("prefix", ["", "en/"])
+def test_every_figure_on_the_built_lessons_resolves(site, prefix):
+    """Each figure placed in a lesson points at an SVG the build drew, in the page's language,
+    with alt text in that language."""
+    seen = 0
+    for html_path in sorted((site / prefix / "lessons").glob("*/index.html")):
+        for match in FIGURE_IMG.finditer(html_path.read_text(encoding="utf-8")):
+            svg = (html_path.parent / match["src"]).resolve()
+            assert svg.is_file() and svg.read_bytes().lstrip().startswith(b"<?xml"), match["src"]
+            assert svg.name.endswith(f".{prefix[:-1] or 'zh'}.svg"), f"{html_path}: {svg.name}"
+            assert bool(re.search(r"[\u4e00-\u9fff]", match["alt"])) == (prefix == ""), match["alt"]
+            seen += 1
+    assert seen >= 14, f"only {seen} figures on the {prefix or 'zh/'} lessons"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("prefix", ["", "en/"])
+def test_figures_render_and_screenshots(browser, served, prefix):
+    """The figures of lesson 06 load in the browser (scrolled into view: they are lazy); a
+    screenshot of one, in each language, is kept as a test artefact."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    context, watch, page = _new(browser, served)
+    page.goto(served + prefix + FIGURE_LESSON, wait_until="networkidle")
+    figures = page.locator("img.llmfund-figure").all()
+    assert len(figures) == 3
+    for img in figures:
+        img.scroll_into_view_if_needed()
+    # Lazy images start loading once near the viewport; wait for them (an upper bound).
+    page.wait_for_function(f"() => ({IMAGES_LOADED})().every(([, ok]) => ok)", timeout=60_000)
+    for src, loaded in page.evaluate(IMAGES_LOADED):
+        assert loaded, f"{prefix}{FIGURE_LESSON}: figure {src} did not load"
+    assert not _math_ok(page, prefix + FIGURE_LESSON)
+    figures[1].scroll_into_view_if_needed()  # paged vs contiguous, with its prose
+    page.evaluate("() => window.scrollBy(0, -250)")
+    page.screenshot(path=str(ARTIFACTS / f"lesson-06-{prefix[:-1] or 'zh'}.png"))
+    context.close()
+    assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
+
+
 def _search(page, query: str) -> list[str]:
     page.click(".md-search__input")
     # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
