@@ -561,17 +561,23 @@ def _search(page, query: str) -> list[str]:
     page.locator(".md-search__input").press_sequentially(query, delay=30)
     page.keyboard.press("End")
     results = page.locator(".md-search-result__list > li a")
-    results.first.wait_for(timeout=10_000)
+    results.first.wait_for(timeout=30_000)
     return results.evaluate_all("els => els.map(e => e.href)")
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize(
     ("start", "query", "expected"),
-    [("", "注意力", LESSON_01), ("en/", "attention", "en/" + LESSON_01)],
-    ids=["zh", "en"],
+    [
+        ("", "注意力", LESSON_01),
+        ("", "困惑度", "lessons/05-ppl/"),
+        ("", "采样", "lessons/04-sampling/"),
+        ("en/", "attention", "en/" + LESSON_01),
+        ("en/", "perplexity", "en/lessons/05-ppl/"),
+    ],
+    ids=["zh-attention", "zh-perplexity", "zh-sampling", "en-attention", "en-perplexity"],
 )
-def test_search_finds_lesson_01(browser, served, start, query, expected):
+def test_search_finds_the_lesson(browser, served, start, query, expected):
     context, watch, page = _new(browser, served)
     page.goto(served + start, wait_until="networkidle")
     hrefs = _search(page, query)
