@@ -517,7 +517,6 @@ def test_lesson_01_math_switcher_and_screenshots(browser, served):
     assert not watch.errors, watch.errors
 
 
-FIGURE_LESSON = "lessons/06-inference-optimization/"
 FIGURE_IMG = re.compile(r'<img alt="(?P<alt>[^"]*)" class="llmfund-figure" loading="lazy" src="(?P<src>[^"]+)" />')
 IMAGES_LOADED = """() => [...document.querySelectorAll('img.llmfund-figure')].map(
     img => [img.getAttribute('src'), img.complete && img.naturalWidth > 0])"""
@@ -540,24 +539,29 @@ def test_every_figure_on_the_built_lessons_resolves(site, prefix):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("prefix", ["", "en/"])
-def test_figures_render_and_screenshots(browser, served, prefix):
-    """The figures of lesson 06 load in the browser (scrolled into view: they are lazy); a
-    screenshot of one, in each language, is kept as a test artefact."""
+@pytest.mark.parametrize(
+    ("lesson", "n_figures", "shown"),
+    [("01-attention", 3, 0), ("06-inference-optimization", 3, 1)],  # shown: heatmaps; paged waste
+)
+def test_figures_render_and_screenshots(browser, served, prefix, lesson, n_figures, shown):
+    """A lesson's figures load in the browser (scrolled into view: they are lazy); a
+    screenshot of one of them, with its prose, in each language, is kept as a test artefact."""
     ARTIFACTS.mkdir(exist_ok=True)
+    where = f"{prefix}lessons/{lesson}/"
     context, watch, page = _new(browser, served)
-    page.goto(served + prefix + FIGURE_LESSON, wait_until="networkidle")
+    page.goto(served + where, wait_until="networkidle")
     figures = page.locator("img.llmfund-figure").all()
-    assert len(figures) == 3
+    assert len(figures) == n_figures
     for img in figures:
         img.scroll_into_view_if_needed()
     # Lazy images start loading once near the viewport; wait for them (an upper bound).
     page.wait_for_function(f"() => ({IMAGES_LOADED})().every(([, ok]) => ok)", timeout=60_000)
     for src, loaded in page.evaluate(IMAGES_LOADED):
-        assert loaded, f"{prefix}{FIGURE_LESSON}: figure {src} did not load"
-    assert not _math_ok(page, prefix + FIGURE_LESSON)
-    figures[1].scroll_into_view_if_needed()  # paged vs contiguous, with its prose
+        assert loaded, f"{where}: figure {src} did not load"
+    assert not _math_ok(page, where)
+    figures[shown].scroll_into_view_if_needed()
     page.evaluate("() => window.scrollBy(0, -250)")
-    page.screenshot(path=str(ARTIFACTS / f"lesson-06-{prefix[:-1] or 'zh'}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"lesson-{lesson[:2]}-figure-{prefix[:-1] or 'zh'}.png"))
     context.close()
     assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
 
