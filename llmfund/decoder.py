@@ -24,7 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _checks
-from .attention import scaled_dot_product_attention, softmax
+from .attention import scaled_dot_product_attention
+from .sampling import sample
 from .kv_cache import KVCache
 from .rope import apply_rope
 
@@ -515,17 +516,6 @@ def decoder_forward(
     return h @ (p.tok_emb.T if p.w_out is None else p.w_out)
 
 
-def _next_token(logits: np.ndarray, temperature: float, rng: np.random.Generator | None) -> np.ndarray:
-    """Greedy argmax (temperature 0) or one sample from softmax(logits / temperature)."""
-    if temperature == 0:
-        return np.argmax(logits, axis=-1)  # ties: the lowest id, as torch.argmax
-    probs = softmax(logits.astype(np.float64) / temperature)
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(cdf.shape[:-1] + (1,)) * cdf[..., -1:]  # type: ignore[union-attr]
-    # Inverse-CDF sampling: the first id whose cumulative probability exceeds u.
-    return np.minimum((cdf <= u).sum(axis=-1), cdf.shape[-1] - 1)
-
-
 def generate(
     params: DecoderParams,
     prompt: ArrayLike,
@@ -619,7 +609,7 @@ def generate(
     else:
         logits = decoder_forward(p, prompt)
     for step in range(n_new):
-        nxt = _next_token(logits[..., -1, :], temperature, rng)[..., None]  # (..., 1)
+        nxt = np.asarray(sample(logits[..., -1, :], temperature=temperature, rng=rng))[..., None]  # (..., 1)
         tokens.append(nxt)
         if step == n_new - 1:
             break  # the last token is returned, never fed back
