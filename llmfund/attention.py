@@ -242,22 +242,29 @@ def _combined_mask(
     return keep
 
 
-def _weights_from_scores(scores: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """Softmax of ``scores`` over the last axis, in place; rows with no kept key become 0.
+def _masked_exp(scores: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(scores - rowmax)`` (in place where it can) and each row's sum, for a softmax.
 
     A row that may attend to nothing has no distribution; like FlashAttention we give it
-    all-zero weights (and so a zero output) rather than the NaN of 0/0.
+    all-zero weights (and so a zero output) rather than the NaN of 0/0: its max is taken as 0,
+    so every exp(-inf - 0) is exactly 0, and its sum is reported as 1.
     """
     if keep is not None:
         scores = np.where(keep, scores, -np.inf)  # -inf -> exp gives exactly 0
     m = scores.max(axis=-1, keepdims=True)
-    m[np.isneginf(m)] = 0.0  # empty rows: exp(-inf - 0) = 0, no NaN
+    m[np.isneginf(m)] = 0.0
     np.subtract(scores, m, out=scores)
     np.exp(scores, out=scores)
     total = scores.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1.0  # 0 / 1 = 0 for empty rows
-    scores /= total
-    return scores
+    total[total == 0] = 1.0
+    return scores, total
+
+
+def _weights_from_scores(scores: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Softmax of ``scores`` over the last axis; rows with no kept key become 0."""
+    e, total = _masked_exp(scores, keep)
+    e /= total
+    return e
 
 
 def attention_weights(
@@ -405,16 +412,8 @@ def scaled_dot_product_attention(
 
 def _attend(qs: np.ndarray, k: np.ndarray, v: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
     """softmax(qs kᵀ) v with the normalisation deferred to the (t_q, d_v) output."""
-    scores = qs @ np.swapaxes(k, -1, -2)
-    if keep is not None:
-        scores = np.where(keep, scores, -np.inf)
-    m = scores.max(axis=-1, keepdims=True)
-    m[np.isneginf(m)] = 0.0  # rows with no key: all exp(-inf) = 0, output 0
-    np.subtract(scores, m, out=scores)
-    np.exp(scores, out=scores)
-    total = scores.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1.0
-    out = scores @ v
+    e, total = _masked_exp(qs @ np.swapaxes(k, -1, -2), keep)
+    out = e @ v
     out /= total
     return out
 
