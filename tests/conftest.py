@@ -1,4 +1,9 @@
-"""Hooks for the tests in tests/ (the Sybil set-up for docs/ and llmfund/ is ../conftest.py)."""
+"""Hooks for the tests in tests/ (the Sybil set-up for docs/ and llmfund/ is ../conftest.py).
+
+The suite runs on pytest-xdist workers (``-n auto`` in pyproject.toml). The strict site build
+is the slowest single step, so it starts as early as possible, once per run, in a process of
+its own, and every worker that needs the site waits for that one build (site_helpers.py).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,63 @@ from pathlib import Path
 import pytest
 import site_helpers
 
+TESTS = Path(__file__).resolve().parent
+SITE_TESTS = {TESTS / name for name in ("test_site.py", "test_figures.py", "test_notebooks.py")}
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _site_tests_requested(config) -> bool:
+    """Whether the command line names tests that need the built site (all of them, by
+    default). Only decides whether to start the build before collection."""
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        for base in (config.invocation_params.dir, config.rootpath):
+            candidate = (base / path).resolve()
+            if candidate.exists():
+                if any(candidate == f or candidate in f.parents for f in SITE_TESTS):
+                    return True
+                break
+    return False
+
+
+def pytest_configure(config) -> None:
+    if _is_worker(config):
+        return
+    # The first process of the run (pytest itself, or xdist's controller before it starts
+    # the workers, which inherit the environment): one build directory and port for all.
+    site_helpers.prepare_site_build()
+    if _site_tests_requested(config):
+        site_helpers.start_site_build()  # runs while the workers start and collect
+
+
+def pytest_unconfigure(config) -> None:
+    if not _is_worker(config):
+        site_helpers.clean_up_site_build()
+
+
+def _needs_site(item) -> bool:
+    return "built_site" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Tests that need the built site go last, so a process that has other tests to run does
+    # not wait for the build first.
+    items[:] = [i for i in items if not _needs_site(i)] + [i for i in items if _needs_site(i)]
+
 
 def pytest_collection_finish(session) -> None:
-    # The strict site build takes seconds: when a selected test needs it, start it now so it
-    # runs beside the rest of the suite; tests/test_site.py waits for it.
-    if any("built_site" in getattr(item, "fixturenames", ()) for item in session.items):
+    # Started already unless the command line did not name the site tests (e.g. -k ...).
+    if any(_needs_site(item) for item in session.items):
         site_helpers.start_site_build()
 
 
 @pytest.fixture(scope="session")
 def built_site() -> site_helpers.SiteBuild:
-    """The strict build (``python -m mkdocs build --strict``), started in the background
-    right after collection and shared by every test that needs the built site."""
+    """The run's strict build (``python -m mkdocs build --strict``), started in the
+    background at the start of the run and shared by every test and worker that needs it."""
     return site_helpers.finish_site_build()
 
 

@@ -3,7 +3,6 @@ languages, build the site and serve it the way GitHub Pages does (under the site
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import doctest
 import functools
@@ -216,49 +215,102 @@ class SiteBuild:
     seconds: float
 
 
-_background: dict = {}
+# One strict build per test run, shared by every process of the run. The process that starts
+# pytest (alone, or as pytest-xdist's controller) picks a directory and a port and puts them
+# in the environment, which the xdist workers inherit; the build itself runs as a separate
+# process (``python tests/site_helpers.py build DIR URL``) that writes ``result.json`` when
+# it ends, so any worker can wait for it and none has to own it.
+SITE_DIR_VAR, SITE_PORT_VAR = "LLMFUND_TEST_SITE_DIR", "LLMFUND_TEST_SITE_PORT"
+
+
+def prepare_site_build() -> None:
+    """Called once per run, by the first pytest process, before any worker starts."""
+    if not os.environ.get(SITE_DIR_VAR):
+        os.environ[SITE_DIR_VAR] = tempfile.mkdtemp(prefix="llmfund-site-")
+        os.environ[SITE_PORT_VAR] = str(free_port())
+
+
+def _run_dir() -> tuple[Path, int]:
+    prepare_site_build()  # outside pytest (or a plain import): a private directory
+    return Path(os.environ[SITE_DIR_VAR]), int(os.environ[SITE_PORT_VAR])
 
 
 def start_site_build() -> None:
-    """Start the strict build in the background (tests/conftest.py calls this right after
-    collection), for the local server the browser tests will use; it then runs while the
-    rest of the suite does. ``finish_site_build`` waits for it."""
-    if _background:
-        return
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="llmfund-site-"))
-    command, env = _build_command(workdir / "site", f"http://127.0.0.1:{port}{PREFIX}/")
-    log = open(workdir / "build.log", "w+", encoding="utf-8")  # a file: a pipe could fill up
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    _background.update(process=process, port=port, workdir=workdir, log=log, started=time.perf_counter())
-    atexit.register(_clean_up)
+    """Start the run's strict build in the background unless some process already did.
+
+    It is built for the local server the browser tests use (site_url
+    http://127.0.0.1:PORT/llmfund/). A lock makes the check-and-start atomic across workers.
+    """
+    import fcntl
+
+    workdir, port = _run_dir()
+    with open(workdir / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (workdir / "started").exists():
+            return
+        log = open(workdir / "build.log", "w", encoding="utf-8")  # a file: a pipe could fill up
+        subprocess.Popen(
+            [sys.executable, __file__, "build", str(workdir), f"http://127.0.0.1:{port}{PREFIX}/"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not killed with the worker that happened to start it
+        )
+        log.close()
+        (workdir / "started").write_text(str(time.time()))
 
 
-def finish_site_build() -> SiteBuild:
+def finish_site_build(timeout: float = 300) -> SiteBuild:
+    """Wait for the run's build (starting it if nobody has) and return it."""
+    import json
+
     start_site_build()
-    process, log = _background["process"], _background["log"]
-    process.wait(timeout=300)
-    if "seconds" not in _background:
-        _background["seconds"] = time.perf_counter() - _background["started"]
-    log.seek(0)
+    workdir, port = _run_dir()
+    result = workdir / "result.json"
+    deadline = time.monotonic() + timeout
+    while not result.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the site build did not finish in {timeout:.0f} s ({workdir})")
+        time.sleep(0.05)
+    data = json.loads(result.read_text(encoding="utf-8"))
     return SiteBuild(
-        site=_background["workdir"] / "site",
-        port=_background["port"],
-        output=log.read(),
-        returncode=process.returncode,
-        seconds=_background["seconds"],
+        site=workdir / "site",
+        port=port,
+        output=data["output"],
+        returncode=data["returncode"],
+        seconds=data["seconds"],
     )
 
 
-def _clean_up() -> None:
-    process = _background.get("process")
-    if process is not None and process.poll() is None:
-        process.kill()
-        process.wait()
-    if "log" in _background:
-        _background["log"].close()
-    if "workdir" in _background:
-        shutil.rmtree(_background["workdir"], ignore_errors=True)
+def clean_up_site_build() -> None:
+    """Called by the first pytest process when the run ends: stop a build still running
+    and remove the run's directory."""
+    import signal
+
+    workdir = os.environ.get(SITE_DIR_VAR)
+    if not workdir or not Path(workdir).is_dir():
+        return
+    pid_file = Path(workdir) / "pid"
+    if pid_file.exists() and not (Path(workdir) / "result.json").exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _build_main(workdir: Path, site_url: str) -> None:
+    """The background build: mkdocs, then ``result.json`` (written last, atomically)."""
+    import json
+
+    (workdir / "pid").write_text(str(os.getpid()))
+    started = time.perf_counter()
+    try:
+        done = build_site(workdir / "site", site_url)
+        output, returncode = done.stdout + done.stderr, done.returncode
+    except Exception as exc:  # a timeout or a missing mkdocs: report it as a failed build
+        output, returncode = f"{type(exc).__name__}: {exc}", 1
+    data = {"output": output, "returncode": returncode, "seconds": time.perf_counter() - started}
+    (workdir / "result.tmp").write_text(json.dumps(data), encoding="utf-8")
+    os.replace(workdir / "result.tmp", workdir / "result.json")
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -293,3 +345,7 @@ def serve(site: Path, port: int = 0, prefix: str = PREFIX) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["build"]:
+    _build_main(Path(sys.argv[2]), sys.argv[3])

@@ -7,23 +7,37 @@ their own without transformers.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
-from llmfund.attention import (  # noqa: E402
+from llmfund.attention import (
     causal_mask,
     log_softmax,
     multi_head_attention,
     scaled_dot_product_attention,
     softmax,
 )
-from llmfund.flash_attention import flash_attention  # noqa: E402
-from llmfund.rope import apply_rope, rope_frequencies  # noqa: E402
+from llmfund.flash_attention import flash_attention
+from llmfund.rope import apply_rope, rope_frequencies
+
+if importlib.util.find_spec("torch") is None:
+    pytest.skip("torch is not installed (the reference extra)", allow_module_level=True)
 
 pytestmark = pytest.mark.reference
+
+# Imported when the first test here runs, not at collection: the pytest-xdist worker that runs
+# none of these tests does not pay for importing torch (about 1.5 s).
+torch = F = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _import_torch():
+    global torch, F
+    import torch
+
+    F = torch.nn.functional
 
 
 @pytest.fixture(scope="module")

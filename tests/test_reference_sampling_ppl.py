@@ -7,23 +7,14 @@ model produces them, so the comparisons are in the precision HF itself works in.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-from transformers.generation.logits_process import (  # noqa: E402
-    MinPLogitsWarper,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
-
-from llmfund import sampling  # noqa: E402
-from llmfund.ppl import ppl_from_logits, sequence_nll  # noqa: E402
-from llmfund.sampling import (  # noqa: E402
+from llmfund import sampling
+from llmfund.ppl import ppl_from_logits, sequence_nll
+from llmfund.sampling import (
     apply_repetition_penalty,
     apply_temperature,
     min_p_filter,
@@ -32,8 +23,31 @@ from llmfund.sampling import (  # noqa: E402
     top_p_filter,
 )
 
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+    pytest.skip("torch and transformers are not installed (the reference extra)", allow_module_level=True)
+
 pytestmark = pytest.mark.reference
 SEEDS = range(4)
+
+# Imported when the first test here runs, not at collection: the pytest-xdist worker that runs
+# none of these tests does not pay for importing torch and transformers (about 3 s).
+torch = None
+MinPLogitsWarper = RepetitionPenaltyLogitsProcessor = TemperatureLogitsWarper = None
+TopKLogitsWarper = TopPLogitsWarper = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _import_references():
+    global torch, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper
+    global TopKLogitsWarper, TopPLogitsWarper
+    import torch
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
 
 def logits32(seed: int, shape=(4, 1000), scale=3.0, ties=False) -> np.ndarray:

@@ -10,9 +10,11 @@ background right after collection (tests/conftest.py), so it overlaps with the o
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -313,6 +315,11 @@ def test_same_code_in_both_languages(page):
 
 
 # --- the browser -----------------------------------------------------------------------------
+#
+# One reader's tab for all the browser tests, in the order of this file: the first loads
+# lesson 01 cold (its transfer size is measured), the others move through the site by
+# Material's instant navigation, as a reader does (a full load per page would rebuild the
+# search index each time and take far longer). This file runs on one xdist worker (--dist loadfile).
 
 # Debian's Chromium; LLMFUND_CHROMIUM may name another Chromium-based browser (the GitHub
 # workflow uses it where the distribution's package is only a snap wrapper).
@@ -327,58 +334,43 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Nothing leaves the machine, whatever a page asks for: every request not to the local
+# server goes to a proxy that is not there (a closed port) and fails at once. The request is
+# still seen by _Watch, and reported.
+NOWHERE = {"server": "http://127.0.0.1:9", "bypass": "127.0.0.1"}
 MATH_READY = """() => [...document.querySelectorAll('.arithmatex')]
     .every(e => e.querySelector('mjx-container'))"""
 
-
-def _page_paths(site: Path) -> list[str]:
+def _page_paths(site: Path, first: str = "zh") -> list[str]:
+    """Every page of the site, those in the language ``first`` first (one language switch)."""
     pages = [p.relative_to(site).parent.as_posix() for p in site.rglob("index.html")]
-    return sorted("" if p == "." else p + "/" for p in pages)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium fonts-noto-cjk)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def served(built_site, site):
-    with serve(site, built_site.port) as base:
-        yield base
+    return sorted(("" if p == "." else p + "/" for p in pages), key=lambda p: (p.startswith("en/") != (first == "en"), p))
 
 
 class _Watch:
-    """Everything a browser context asks for, and every failed request or console error."""
+    """Everything the tab asks for, and every failed request or console error."""
 
-    def __init__(self, context, base: str, bodies: bool = False):
+    def __init__(self, context, base: str):
         self.host = urlsplit(base).netloc
         self.requests: list[str] = []
         self.foreign: list[str] = []
         self.errors: list[str] = []
-        self.bodies: dict[str, int] = {}
+        self.bodies: dict[str, int] | None = None  # url -> bytes, while measuring a load
         self.gzipped: dict[str, int] = {}
-        self.keep_bodies = bodies
-        context.route("**/*", self._route)  # nothing leaves the machine, whatever the page asks
+        self.recent: list[str] = []  # the last events, to explain a navigation that hangs
+        self.started = time.perf_counter()
         context.on("request", self._request)
         context.on("response", self._response)
+        context.on("requestfailed", lambda r: self._note(f"failed {r.url} {r.failure}"))
+
+    def _note(self, event: str) -> None:
+        self.recent = self.recent[-15:] + [f"{time.perf_counter() - self.started:7.2f} s {event}"]
 
     def _local(self, url: str) -> bool:
         return url.startswith(("data:", "blob:")) or urlsplit(url).netloc == self.host
 
-    def _route(self, route):
-        if self._local(route.request.url):
-            route.continue_()
-        else:
-            self.foreign.append(route.request.url)
-            route.abort()
-
     def _request(self, request):
+        self._note(f"request {request.url}")
         self.requests.append(request.url)
         if not self._local(request.url):
             self.foreign.append(request.url)
@@ -386,7 +378,7 @@ class _Watch:
     def _response(self, response):
         if response.status >= 400:
             self.errors.append(f"HTTP {response.status} {response.url}")
-        elif self.keep_bodies and response.request.method == "GET" and not response.url.startswith("data:"):
+        elif self.bodies is not None and response.request.method == "GET" and not response.url.startswith("data:"):
             try:
                 body = response.body()
             except Exception:  # redirects and aborted requests have no body
@@ -395,25 +387,10 @@ class _Watch:
             self.gzipped[response.url] = len(gzip.compress(body))
 
     def watch(self, page):
+        page.on("framenavigated", lambda f: f == page.main_frame and self._note(f"navigated {f.url}"))
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         return page
-
-
-def _new(browser, base, bodies: bool = False):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    watch = _Watch(context, base, bodies)
-    return context, watch, watch.watch(context.new_page())
-
-
-def _math_ok(page, where: str) -> list[str]:
-    """Wait until every formula is typeset; report TeX errors."""
-    if not page.locator(".arithmatex").count():
-        return []
-    page.wait_for_function(MATH_READY, timeout=60_000)
-    page.evaluate("() => document.fonts.ready")
-    bad = page.locator("mjx-merror").count()
-    return [f"{where}: {bad} formula(s) MathJax could not parse"] if bad else []
 
 
 # Material's instant navigation: a click on a link of the site fetches the page and swaps
@@ -421,46 +398,122 @@ def _math_ok(page, where: str) -> list[str]:
 COUNT_PAGES = "() => { window.__pages = 0; document$.subscribe(() => { window.__pages += 1; }); }"
 CLICK = """url => { const seen = window.__pages; const a = document.createElement('a');
     a.href = url; document.body.append(a); a.click(); a.remove(); return seen; }"""
-ARRIVED = "([url, seen]) => location.href === url && (window.__pages === undefined || window.__pages > seen)"
+# (Without the fragment: navigation.tracking puts the heading in view into the URL.)
+ARRIVED = """([url, seen]) => location.href.split('#')[0] === url
+    && (window.__pages === undefined || window.__pages > seen)"""
 
 
-def _instant(page, url: str) -> None:
-    seen = page.evaluate(CLICK, url)
-    try:
-        page.wait_for_function(ARRIVED, arg=[url, seen], timeout=20_000)
-    except Exception:  # playwright's TimeoutError
-        # Rarely (about one walk in three on a loaded 2-core machine) a synthetic click lands
-        # while Material is still settling the previous page and is dropped; a reader would
-        # click again, and so do we, once. A page that never arrives still fails.
-        print(f"instant navigation to {url} did not arrive in 20 s: clicking again")
-        seen = page.evaluate(CLICK, url)
-        page.wait_for_function(ARRIVED, arg=[url, seen], timeout=60_000)
-    assert page.evaluate("() => window.__pages !== undefined"), (
-        f"{url}: a full page load, not instant navigation"
-    )
+class Tab:
+    """The browser tests' tab on the served site, with what it has seen so far."""
+
+    def __init__(self, page, watch: _Watch, base: str):
+        self.page, self.watch, self.base = page, watch, base
+
+    def load(self, path: str, until: str = "load") -> None:
+        """A full page load (scripts, search index, fonts). Requests the page makes later
+        (the search index) are still watched: the test that ends the tour waits for them."""
+        self.page.goto(self.base + path, wait_until=until)
+        if self.page.evaluate("() => typeof document$ !== 'undefined'"):
+            self.page.evaluate(COUNT_PAGES)
+
+    def go(self, path: str) -> None:
+        """Go to ``path`` as a reader clicking a link: instant navigation, or a full load if
+        the tab has no page of the site yet or ``path`` is in the other language.
+
+        (Material treats a click on a link into another language as a language switch: it
+        looks the current page up in that language's sitemap and loads it in full, so such
+        a link may even land on the twin of the current page rather than on ``path``.)
+        """
+        language = "en" if path.startswith("en/") else "zh"
+        counting = self.page.evaluate("() => window.__pages !== undefined")
+        if self.page.url.split("#")[0] == self.base + path:  # here already (after a full load?)
+            if not counting:
+                self.page.evaluate(COUNT_PAGES)
+            return
+        if not counting or language != self.language():
+            self.load(path)
+            return
+        url = self.base + path
+        seen = self.page.evaluate(CLICK, url)
+        try:
+            self.page.wait_for_function(ARRIVED, arg=[url, seen], timeout=20_000)
+        except Exception:  # playwright's TimeoutError
+            # Rarely (about one walk in three on a loaded 2-core machine) a synthetic click
+            # lands while Material is still settling the previous page and is dropped; a
+            # reader would click again, and so do we, once. A page that never arrives fails.
+            print(f"instant navigation to {url} did not arrive in 20 s: clicking again; last events:")
+            print("\n".join(self.watch.recent))
+            seen = self.page.evaluate(CLICK, url)
+            self.page.wait_for_function(ARRIVED, arg=[url, seen], timeout=60_000)
+        assert self.page.evaluate("() => window.__pages !== undefined"), (
+            f"{url}: a full page load, not instant navigation; last events:\n" + "\n".join(self.watch.recent)
+        )
+
+    def language(self) -> str:
+        return self.page.evaluate("() => document.documentElement.lang")
+
+    def math_problems(self, where: str) -> list[str]:
+        """Wait until every formula on the page is typeset; report TeX errors."""
+        if not self.page.locator(".arithmatex").count():
+            return []
+        self.page.wait_for_function(MATH_READY, timeout=60_000)
+        self.page.evaluate("() => document.fonts.ready")
+        bad = self.page.locator("mjx-merror").count()
+        return [f"{where}: {bad} formula(s) MathJax could not parse"] if bad else []
+
+    @contextlib.contextmanager
+    def clean(self):
+        """Fail the enclosing test on any request to another host or any error (console,
+        page, HTTP) that happens inside the block."""
+        foreign, errors = len(self.watch.foreign), len(self.watch.errors)
+        yield
+        assert not self.watch.foreign[foreign:], "requests to other hosts:\n" + "\n".join(
+            sorted(set(self.watch.foreign[foreign:]))
+        )
+        assert not self.watch.errors[errors:], "\n".join(self.watch.errors[errors:])
+
+
+@pytest.fixture(scope="module")
+def tab(built_site, site):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium fonts-noto-cjk)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with serve(site, built_site.port) as base, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, proxy=NOWHERE)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        watch = _Watch(context, base)
+        tab = Tab(watch.watch(context.new_page()), watch, base)
+        yield tab
+        tab.page.wait_for_load_state("networkidle")
+        context.close()
+        browser.close()
+    # Whatever a page asked for after its test ended: still nothing from another host.
+    assert not watch.foreign, "requests to other hosts:\n" + "\n".join(sorted(set(watch.foreign)))
 
 
 @pytest.mark.browser
-def test_every_page_loads_from_the_site_alone(browser, served, site):
-    """Every built page: nothing from another host, no failed request, no console error, every
-    formula typeset without a TeX error. A full load of the home page (waiting for the network
-    to go idle: search index, sitemaps, fonts; lesson 01 gets one in the next test), then
-    every page the way a reader moves through the site, by instant navigation (a full load per
-    page would rebuild the search index each time and take far longer)."""
-    context, watch, page = _new(browser, served)
-    paths = _page_paths(site)
-    problems = []
-    page.goto(served + "404.html", wait_until="networkidle")  # not reachable by navigation
-    page.goto(served, wait_until="networkidle")
-    page.evaluate(COUNT_PAGES)
-    for path in paths[1:] + [""]:
-        _instant(page, served + path)
-        problems += _math_ok(page, path)
-    page.wait_for_load_state("networkidle")
-    context.close()
-    assert not watch.foreign, "requests to other hosts:\n" + "\n".join(sorted(set(watch.foreign)))
-    assert not problems + watch.errors, "\n".join(problems + watch.errors)
-    print(f"{len(paths)} pages, {len(watch.requests)} requests, none to another host")
+def test_lesson_01_loads_cold_with_its_math(tab):
+    """A reader's first visit: lesson 01 with an empty cache. Its transfer size is written
+    to test-artifacts/lesson-01-transfer.txt, with a screenshot of the top of the page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.watch.bodies, tab.watch.gzipped = {}, {}
+    with tab.clean():
+        tab.load(LESSON_01, until="networkidle")  # everything the first visit fetches
+        assert not tab.math_problems(LESSON_01)
+    bodies, gzipped = tab.watch.bodies, tab.watch.gzipped
+    tab.watch.bodies = None
+    width = tab.page.eval_on_selector("div.arithmatex mjx-container", "e => e.getBoundingClientRect().width")
+    assert width > 50, "the display formula rendered with no width (fonts missing?)"
+    report = (
+        f"zh {LESSON_01}: {len(bodies)} responses, {sum(bodies.values()) / 1024:.0f} KiB"
+        f" ({sum(gzipped.values()) / 1024:.0f} KiB gzipped)\n"
+        + "\n".join(
+            f"  {size / 1024:8.1f} KiB  {url}" for url, size in sorted(bodies.items(), key=lambda kv: -kv[1])
+        )
+    )
+    (ARTIFACTS / "lesson-01-transfer.txt").write_text(report + "\n", encoding="utf-8")
+    print(report)
+    tab.page.screenshot(path=str(ARTIFACTS / "lesson-01-zh.png"))
 
 
 def _open_language_menu_and_pick(page, language: str) -> None:
@@ -469,52 +522,51 @@ def _open_language_menu_and_pick(page, language: str) -> None:
 
 
 @pytest.mark.browser
-def test_lesson_01_math_switcher_and_screenshots(browser, served):
+def test_language_switcher_leads_to_the_twin_page(tab):
+    """zh -> en -> zh on lesson 01 (a screenshot of the English page is kept); then, after
+    an instant navigation (the header is not reloaded), the switcher follows the new page."""
     ARTIFACTS.mkdir(exist_ok=True)
-    context, watch, page = _new(browser, served, bodies=True)
-    page.goto(served + LESSON_01, wait_until="networkidle")
-    assert not _math_ok(page, LESSON_01)
-    width = page.eval_on_selector("div.arithmatex mjx-container", "e => e.getBoundingClientRect().width")
-    assert width > 50, "the display formula rendered with no width (fonts missing?)"
+    page = tab.page
+    with tab.clean():
+        tab.go(LESSON_01)
+        _open_language_menu_and_pick(page, "en")
+        page.wait_for_url(tab.base + "en/" + LESSON_01)
+        assert not tab.math_problems("en/" + LESSON_01)
+        assert page.locator("html").get_attribute("lang") == "en"
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / "lesson-01-en.png"))
+        _open_language_menu_and_pick(page, "zh")
+        page.wait_for_url(tab.base + LESSON_01)
+        assert page.locator("html").get_attribute("lang") == "zh"
 
-    transfer = sum(watch.bodies.values())
-    transfer_gz = sum(watch.gzipped.values())
-    report = (
-        f"zh {LESSON_01}: {len(watch.bodies)} responses, {transfer / 1024:.0f} KiB"
-        f" ({transfer_gz / 1024:.0f} KiB gzipped)\n"
-        + "\n".join(
-            f"  {size / 1024:8.1f} KiB  {url}"
-            for url, size in sorted(watch.bodies.items(), key=lambda kv: -kv[1])
-        )
-    )
-    (ARTIFACTS / "lesson-01-transfer.txt").write_text(report + "\n", encoding="utf-8")
-    print(report)
-    page.screenshot(path=str(ARTIFACTS / "lesson-01-zh.png"))
+        tab.go(LESSON_01)  # counts pages again if the switch was a full load
+        seen = page.evaluate("() => window.__pages")
+        page.click('.md-sidebar--primary a[href$="path/"]')
+        page.wait_for_function(ARRIVED, arg=[tab.base + "path/", seen])
+        assert page.evaluate("() => window.__pages !== undefined"), "not instant navigation"
+        assert not tab.math_problems("path/")
+        _open_language_menu_and_pick(page, "en")
+        page.wait_for_url(tab.base + "en/path/")
+        assert not tab.math_problems("en/path/")
+        assert page.locator("html").get_attribute("lang") == "en"
 
-    # zh -> en -> zh on the same lesson.
-    _open_language_menu_and_pick(page, "en")
-    page.wait_for_url(served + "en/" + LESSON_01)
-    assert not _math_ok(page, "en/" + LESSON_01)
-    assert page.locator("html").get_attribute("lang") == "en"
-    page.screenshot(path=str(ARTIFACTS / "lesson-01-en.png"))
-    _open_language_menu_and_pick(page, "zh")
-    page.wait_for_url(served + LESSON_01)
-    assert page.locator("html").get_attribute("lang") == "zh"
 
-    # After instant navigation (the header is not reloaded) the switcher follows the new
-    # page, and the math on the new page is typeset.
-    page.evaluate(COUNT_PAGES)
-    seen = page.evaluate("() => window.__pages")
-    page.click('.md-sidebar--primary a[href$="path/"]')
-    page.wait_for_function(ARRIVED, arg=[served + "path/", seen])
-    assert page.evaluate("() => window.__pages !== undefined"), "not instant navigation"
-    assert not _math_ok(page, "path/")
-    _open_language_menu_and_pick(page, "en")
-    page.wait_for_url(served + "en/path/")
-    assert not _math_ok(page, "en/path/")
-    context.close()
-    assert not watch.foreign, watch.foreign
-    assert not watch.errors, watch.errors
+@pytest.mark.browser
+def test_every_page_loads_from_the_site_alone(tab, site):
+    """Every built page: nothing from another host, no failed request, no console error, every
+    formula typeset without a TeX error. The pages of the tab's language, then those of the
+    other, each reached by instant navigation (switching language is a full load, as for a
+    reader), then the 404 page (not reachable by navigation) by a full load."""
+    paths = _page_paths(site, first=tab.language())
+    problems = []
+    requests = len(tab.watch.requests)
+    with tab.clean():
+        for path in paths:
+            tab.go(path)
+            problems += tab.math_problems(path)
+        tab.load("404.html", until="networkidle")
+    assert not problems, "\n".join(problems)
+    print(f"{len(paths) + 1} pages, {len(tab.watch.requests) - requests} requests, none to another host")
 
 
 FIGURE_IMG = re.compile(r'<img alt="(?P<alt>[^"]*)" class="llmfund-figure" loading="lazy" src="(?P<src>[^"]+)" />')
@@ -538,61 +590,67 @@ def test_every_figure_on_the_built_lessons_resolves(site, prefix):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("prefix", ["", "en/"])
 @pytest.mark.parametrize(
-    ("lesson", "n_figures", "shown"),
-    [("01-attention", 3, 0), ("06-inference-optimization", 3, 1)],  # shown: heatmaps; paged waste
+    ("prefix", "lesson", "n_figures", "shown"),  # shown: the heatmaps; the paged-memory bars
+    [
+        ("", "01-attention", 3, 0),
+        ("", "06-inference-optimization", 3, 1),
+        ("en/", "01-attention", 3, 0),
+        ("en/", "06-inference-optimization", 3, 1),
+    ],
+    ids=["zh-01", "zh-06", "en-01", "en-06"],
 )
-def test_figures_render_and_screenshots(browser, served, prefix, lesson, n_figures, shown):
+def test_figures_render_and_screenshots(tab, prefix, lesson, n_figures, shown):
     """A lesson's figures load in the browser (scrolled into view: they are lazy); a
     screenshot of one of them, with its prose, in each language, is kept as a test artefact."""
     ARTIFACTS.mkdir(exist_ok=True)
     where = f"{prefix}lessons/{lesson}/"
-    context, watch, page = _new(browser, served)
-    page.goto(served + where, wait_until="networkidle")
-    figures = page.locator("img.llmfund-figure").all()
-    assert len(figures) == n_figures
-    for img in figures:
-        img.scroll_into_view_if_needed()
-    # Lazy images start loading once near the viewport; wait for them (an upper bound).
-    page.wait_for_function(f"() => ({IMAGES_LOADED})().every(([, ok]) => ok)", timeout=60_000)
-    for src, loaded in page.evaluate(IMAGES_LOADED):
-        assert loaded, f"{where}: figure {src} did not load"
-    assert not _math_ok(page, where)
-    figures[shown].scroll_into_view_if_needed()
-    page.evaluate("() => window.scrollBy(0, -250)")
-    page.screenshot(path=str(ARTIFACTS / f"lesson-{lesson[:2]}-figure-{prefix[:-1] or 'zh'}.png"))
-    context.close()
-    assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
+    page = tab.page
+    with tab.clean():
+        tab.go(where)
+        figures = page.locator("img.llmfund-figure").all()
+        assert len(figures) == n_figures
+        for img in figures:
+            img.scroll_into_view_if_needed()
+        # Lazy images start loading once near the viewport; wait for them (an upper bound).
+        page.wait_for_function(f"() => ({IMAGES_LOADED})().every(([, ok]) => ok)", timeout=60_000)
+        for src, loaded in page.evaluate(IMAGES_LOADED):
+            assert loaded, f"{where}: figure {src} did not load"
+        assert not tab.math_problems(where)
+        figures[shown].scroll_into_view_if_needed()
+        page.evaluate("() => window.scrollBy(0, -250)")
+        page.screenshot(path=str(ARTIFACTS / f"lesson-{lesson[:2]}-figure-{prefix[:-1] or 'zh'}.png"))
 
 
 def _search(page, query: str) -> list[str]:
     page.click(".md-search__input")
+    page.fill(".md-search__input", "")  # an earlier query's results go with it
+    page.wait_for_function("() => !document.querySelector('.md-search-result__list > li')")
     # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
     # input (as from an IME), so finish with a key that fires keyup, as an IME commit does.
     page.locator(".md-search__input").press_sequentially(query, delay=30)
     page.keyboard.press("End")
     results = page.locator(".md-search-result__list > li a")
     results.first.wait_for(timeout=30_000)
-    return results.evaluate_all("els => els.map(e => e.href)")
+    hrefs = results.evaluate_all("els => els.map(e => e.href)")
+    page.keyboard.press("Escape")  # close the search, as a reader would before moving on
+    return hrefs
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize(
     ("start", "query", "expected"),
     [
+        ("en/", "attention", "en/" + LESSON_01),
+        ("en/", "perplexity", "en/lessons/05-ppl/"),
         ("", "注意力", LESSON_01),
         ("", "困惑度", "lessons/05-ppl/"),
         ("", "采样", "lessons/04-sampling/"),
-        ("en/", "attention", "en/" + LESSON_01),
-        ("en/", "perplexity", "en/lessons/05-ppl/"),
     ],
-    ids=["zh-attention", "zh-perplexity", "zh-sampling", "en-attention", "en-perplexity"],
+    ids=["en-attention", "en-perplexity", "zh-attention", "zh-perplexity", "zh-sampling"],
 )
-def test_search_finds_the_lesson(browser, served, start, query, expected):
-    context, watch, page = _new(browser, served)
-    page.goto(served + start, wait_until="networkidle")
-    hrefs = _search(page, query)
-    context.close()
-    assert any(re.split(r"[?#]", h)[0] == served + expected for h in hrefs), hrefs
-    assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
+def test_search_finds_the_lesson(tab, start, query, expected):
+    with tab.clean():
+        tab.go(start)
+        hrefs = _search(tab.page, query)
+    assert any(re.split(r"[?#]", h)[0] == tab.base + expected for h in hrefs), hrefs

@@ -33,6 +33,7 @@ import logging
 import re
 import shutil
 import sys
+import warnings
 from pathlib import Path, PurePosixPath
 
 from mkdocs.exceptions import PluginError
@@ -69,9 +70,28 @@ def on_pre_build(config):
         from llmfund import figures
     except ImportError as exc:  # matplotlib is in the docs extra
         raise PluginError(f"the figures need matplotlib: python -m pip install -e '.[docs]' ({exc})") from exc
-    written = figures.build_all(_figures_dir(config))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = figures.build_all(_figures_dir(config))
     if written:
         log.info("Drew %d figure files", len(written))
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    if missing and _has_cjk_font():
+        # With the CJK font installed a missing glyph is a character no font has: a bug in a
+        # label, shown as a box in the figure. (Without the font every Chinese label is boxes:
+        # .ci/run installs fonts-noto-cjk; the README says so.)
+        log.warning("figures drawn with missing glyphs:\n  %s", "\n  ".join(missing))
+    elif missing:
+        log.info("no Noto Sans CJK font: the Chinese figures show boxes (apt-get install fonts-noto-cjk)")
+    for w in caught:
+        if "missing from font" not in str(w.message):
+            log.warning("while drawing the figures: %s", w.message)
+
+
+def _has_cjk_font() -> bool:
+    from matplotlib import font_manager
+
+    return any("Noto Sans CJK" in f.name for f in font_manager.fontManager.ttflist)
 
 
 def _figure_markdown(markdown: str, page, language: str) -> str:

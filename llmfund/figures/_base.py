@@ -77,14 +77,22 @@ def new_figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
     return fig, axes
 
 
-def render(name: str, lang: str) -> tuple[Any, bytes]:
-    """Draw figure ``name`` in ``lang``; return the Figure and its deterministic SVG bytes."""
+def draw(name: str, lang: str) -> Any:
+    """Figure ``name`` in ``lang``, under the course style, not yet rendered."""
     import matplotlib
 
     if name not in REGISTRY:
         raise KeyError(f"unknown figure {name!r}; known: {sorted(REGISTRY)}")
     with matplotlib.rc_context(_RC):
-        fig = REGISTRY[name].draw(lang)
+        return REGISTRY[name].draw(lang)
+
+
+def render(name: str, lang: str) -> tuple[Any, bytes]:
+    """Draw figure ``name`` in ``lang``; return the Figure and its deterministic SVG bytes."""
+    import matplotlib
+
+    fig = draw(name, lang)
+    with matplotlib.rc_context(_RC):
         buf = io.BytesIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return fig, buf.getvalue()
