@@ -99,6 +99,20 @@ def test_built_pages_load_nothing_from_another_host(site):
     assert not offenders, "\n".join(offenders)
 
 
+def test_search_index_holds_prose_not_code_blocks(site):
+    """Code and output blocks are kept out of the search index (tools/site_hooks.py): the
+    index is downloaded and built on every full page load, and the blocks were half of it.
+    Prose, headings and inline code stay searchable."""
+    import json
+
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    text = "\n".join(doc["text"] for doc in docs)
+    assert "import numpy as np" not in text and "<pre" not in text
+    assert "<code>scaled_dot_product_attention</code>" in text
+    lesson_01 = [d for d in docs if d["location"].startswith(LESSON_01)]
+    assert lesson_01 and any("注意力" in d["text"].replace("\u200b", "") for d in lesson_01)
+
+
 # --- API reference ---------------------------------------------------------------------------
 
 
@@ -623,7 +637,15 @@ def test_figures_render_and_screenshots(tab, prefix, lesson, n_figures, shown):
 
 
 def _search(page, query: str) -> list[str]:
-    page.click(".md-search__input")
+    # Open the search as a reader does, by clicking the box; Material ties the dialog to the
+    # #__search toggle, so wait for it (a click during a page swap can be lost: click again).
+    for _ in range(3):
+        page.click(".md-search__input")
+        try:
+            page.wait_for_function("() => document.getElementById('__search').checked", timeout=5_000)
+            break
+        except Exception:  # playwright's TimeoutError
+            page.keyboard.press("Escape")
     page.fill(".md-search__input", "")  # an earlier query's results go with it
     page.wait_for_function("() => !document.querySelector('.md-search-result__list > li')")
     # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text

@@ -13,7 +13,8 @@ Small jobs that no plugin does for us:
    mkdocs-static-i18n, mkdocstrings keeps the locale of the first language for every build;
    resetting the handler's locale before each page is rendered fixes that. It touches a
    private attribute (``Handlers._locale``): versions are pinned and tests/test_site.py checks
-   the result on every API page. The API's source listings are kept out of the search index.
+   the result on every API page. Code blocks (the API's source listings, the lessons' code
+   and output) are kept out of the search index: prose and inline code stay searchable.
 3. No request to another host at page view. Material's header repository widget asks
    api.github.com for stars and forks; the link stays, the widget's data attribute goes.
    And no 404 either: Material's language selector reads ``sitemap.xml`` under each
@@ -140,6 +141,10 @@ def on_page_markdown(markdown, page, config, files):
     return _tool("benchmarks_page").insert_tables(markdown, language)
 
 
+# A highlighted block: a fence, a docstring example, an API signature (doc-signature).
+CODE_BLOCK = re.compile(r'<div class="language-[\w-]+(?: [\w-]+)* highlight"')
+
+
 def on_page_content(html, page, config, files):
     # The source listings under each API entry stay on the page but out of the search index:
     # a search for "softmax" should find the function, not every line that calls it (and the
@@ -147,6 +152,10 @@ def on_page_content(html, page, config, files):
     html = html.replace(
         '<details class="mkdocstrings-source"', '<details class="mkdocstrings-source" data-search-exclude'
     )
+    # Likewise every other code block (lessons' code and output, docstring examples, API
+    # signatures): the prose around a block names what it does, inline code stays searchable,
+    # and the blocks were half of the index's text.
+    html = CODE_BLOCK.sub(r"\g<0> data-search-exclude", html)
     if _is_lesson(page):
         # Injected into the HTML, not the Markdown: the notebook is written after the page,
         # so a Markdown link to it would fail link validation.
