@@ -7,6 +7,7 @@ its own, and every worker that needs the site waits for that one build (site_hel
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import site_helpers
 
 TESTS = Path(__file__).resolve().parent
 SITE_TESTS = {TESTS / name for name in ("test_site.py", "test_figures.py", "test_notebooks.py")}
+_started = time.time()
 
 
 def _is_worker(config) -> bool:
@@ -42,6 +44,19 @@ def pytest_configure(config) -> None:
     site_helpers.prepare_site_build()
     if _site_tests_requested(config):
         site_helpers.start_site_build()  # runs while the workers start and collect
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    # Workers' output is not shown under xdist: the first process reports the build here.
+    if _is_worker(config):
+        return
+    build = site_helpers.build_result()
+    if build is not None:
+        status = "ok" if build.returncode == 0 else f"FAILED (exit {build.returncode})"
+        terminalreporter.write_line(f"site: strict build {status} in {build.seconds:.1f} s (in the background)")
+    walk = site_helpers.ARTIFACTS / "browser-walk.txt"
+    if walk.is_file() and walk.stat().st_mtime > _started:
+        terminalreporter.write_line(f"browser: {walk.read_text(encoding='utf-8').strip()}")
 
 
 def pytest_unconfigure(config) -> None:

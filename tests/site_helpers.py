@@ -9,6 +9,7 @@ import functools
 import http.server
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -262,24 +263,24 @@ def start_site_build() -> None:
 
 def finish_site_build(timeout: float = 300) -> SiteBuild:
     """Wait for the run's build (starting it if nobody has) and return it."""
-    import json
-
     start_site_build()
-    workdir, port = _run_dir()
-    result = workdir / "result.json"
+    workdir, _ = _run_dir()
     deadline = time.monotonic() + timeout
-    while not result.exists():
+    while (build := build_result()) is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the site build did not finish in {timeout:.0f} s ({workdir})")
         time.sleep(0.05)
+    return build
+
+
+def build_result() -> SiteBuild | None:
+    """The run's build if it has finished, else None (it may not have been needed)."""
+    workdir = os.environ.get(SITE_DIR_VAR)
+    result = Path(workdir) / "result.json" if workdir else None
+    if result is None or not result.is_file():
+        return None
     data = json.loads(result.read_text(encoding="utf-8"))
-    return SiteBuild(
-        site=workdir / "site",
-        port=port,
-        output=data["output"],
-        returncode=data["returncode"],
-        seconds=data["seconds"],
-    )
+    return SiteBuild(Path(workdir) / "site", int(os.environ[SITE_PORT_VAR]), data["output"], data["returncode"], data["seconds"])
 
 
 def clean_up_site_build() -> None:
@@ -299,8 +300,6 @@ def clean_up_site_build() -> None:
 
 def _build_main(workdir: Path, site_url: str) -> None:
     """The background build: mkdocs, then ``result.json`` (written last, atomically)."""
-    import json
-
     (workdir / "pid").write_text(str(os.getpid()))
     started = time.perf_counter()
     try:

@@ -580,7 +580,10 @@ def test_every_page_loads_from_the_site_alone(tab, site):
             problems += tab.math_problems(path)
         tab.load("404.html", until="networkidle")
     assert not problems, "\n".join(problems)
-    print(f"{len(paths) + 1} pages, {len(tab.watch.requests) - requests} requests, none to another host")
+    summary = f"{len(paths) + 1} pages walked, {len(tab.watch.requests) - requests} requests, none to another host"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "browser-walk.txt").write_text(summary + "\n", encoding="utf-8")
+    print(summary)
 
 
 FIGURE_IMG = re.compile(r'<img alt="(?P<alt>[^"]*)" class="llmfund-figure" loading="lazy" src="(?P<src>[^"]+)" />')
