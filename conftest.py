@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 from collections.abc import Iterable
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
@@ -31,6 +32,13 @@ from sybil.evaluators.doctest import DocTestEvaluator
 from sybil.parsers.markdown import ClearNamespaceParser, SkipParser
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 from sybil.parsers.rest import DocTestParser
+
+# One BLAS / OpenMP thread per process, set before NumPy or torch is imported: the tests' arrays
+# are small, and the run already keeps every core busy (pytest-xdist workers, the site build,
+# Chromium). Multi-threaded BLAS in each worker only made the threads spin against each other:
+# it cost a fifth of the run's CPU time. (The benchmarks set their own thread counts.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 FLAGS = ELLIPSIS | NORMALIZE_WHITESPACE | NUMBER
 

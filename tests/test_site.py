@@ -639,24 +639,48 @@ def test_figures_render_and_screenshots(tab, prefix, lesson, n_figures, shown):
         page.screenshot(path=str(ARTIFACTS / f"lesson-{lesson[:2]}-figure-{prefix[:-1] or 'zh'}.png"))
 
 
+SEARCH_STATE = """() => {
+    const out = document.querySelector('.md-search__output');
+    const first = document.querySelector('.md-search-result__list > li a');
+    const style = el => el ? [getComputedStyle(el).display, getComputedStyle(el).visibility,
+                              JSON.stringify(el.getBoundingClientRect())] : null;
+    return {toggle: document.getElementById('__search').checked, url: location.href,
+            active: document.activeElement && document.activeElement.className,
+            input: document.querySelector('.md-search__input').value,
+            output: style(out), first: style(first), scrollY: window.scrollY,
+            meta: (document.querySelector('.md-search-result__meta') || {}).textContent};
+}"""
+
+
 def _search(page, query: str) -> list[str]:
-    # Open the search as a reader does, by clicking the box; Material ties the dialog to the
-    # #__search toggle, so wait for it (a click during a page swap can be lost: click again).
-    for _ in range(3):
+    """Type ``query`` into the search box, key by key, and return the result links.
+
+    Material closes the search when the location changes; right after an instant navigation
+    that can happen after the box was opened, leaving the results in a closed dialog. A
+    reader would open it again, and so does this, twice at most."""
+    results = page.locator(".md-search-result__list > li a")
+    for attempt in range(3):
+        # Open the search as a reader does, by clicking the box (Material ties the dialog to
+        # the #__search toggle).
         page.click(".md-search__input")
+        page.wait_for_function("() => document.getElementById('__search').checked", timeout=10_000)
+        page.fill(".md-search__input", "")  # an earlier query's results go with it
+        page.wait_for_function("() => !document.querySelector('.md-search-result__list > li')")
+        # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
+        # input (as from an IME), so finish with a key that fires keyup, as an IME commit does.
+        page.locator(".md-search__input").press_sequentially(query, delay=30)
+        page.keyboard.press("End")
         try:
-            page.wait_for_function("() => document.getElementById('__search').checked", timeout=5_000)
+            results.first.wait_for(timeout=15_000)
             break
         except Exception:  # playwright's TimeoutError
+            if attempt == 2:  # keep what the reader would have seen, and the search's state
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "search-failure.png"))
+                state = page.evaluate(SEARCH_STATE)
+                raise AssertionError(f"no visible search result for {query!r}; search state: {state}") from None
+            print(f"search for {query!r}: no visible result, search state {page.evaluate(SEARCH_STATE)}; again")
             page.keyboard.press("Escape")
-    page.fill(".md-search__input", "")  # an earlier query's results go with it
-    page.wait_for_function("() => !document.querySelector('.md-search-result__list > li')")
-    # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
-    # input (as from an IME), so finish with a key that fires keyup, as an IME commit does.
-    page.locator(".md-search__input").press_sequentially(query, delay=30)
-    page.keyboard.press("End")
-    results = page.locator(".md-search-result__list > li a")
-    results.first.wait_for(timeout=30_000)
     hrefs = results.evaluate_all("els => els.map(e => e.href)")
     page.keyboard.press("Escape")  # close the search, as a reader would before moving on
     return hrefs
