@@ -57,6 +57,10 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     walk = site_helpers.ARTIFACTS / "browser-walk.txt"
     if walk.is_file() and walk.stat().st_mtime > _started:
         terminalreporter.write_line(f"browser: {walk.read_text(encoding='utf-8').strip()}")
+    retries = site_helpers.ARTIFACTS / "browser-retries.txt"
+    if retries.is_file() and retries.stat().st_mtime > _started:
+        lines = retries.read_text(encoding="utf-8").splitlines()
+        terminalreporter.write_line(f"browser: clicked again after {len(lines)} lost click(s) (see {retries.name})")
 
 
 def pytest_unconfigure(config) -> None:

@@ -361,6 +361,16 @@ def _page_paths(site: Path, first: str = "zh") -> list[str]:
     return sorted(("" if p == "." else p + "/" for p in pages), key=lambda p: (p.startswith("en/") != (first == "en"), p))
 
 
+RETRIES = ARTIFACTS / "browser-retries.txt"
+
+
+def _retry(message: str) -> None:
+    """Note that the browser test clicked again after a lost click (shown in the summary)."""
+    print(message)
+    with RETRIES.open("a", encoding="utf-8") as log:
+        log.write(message.replace("\n", " ") + "\n")
+
+
 class _Watch:
     """Everything the tab asks for, and every failed request or console error."""
 
@@ -455,8 +465,8 @@ class Tab:
             # Rarely (about one walk in three on a loaded 2-core machine) a synthetic click
             # lands while Material is still settling the previous page and is dropped; a
             # reader would click again, and so do we, once. A page that never arrives fails.
-            print(f"instant navigation to {url} did not arrive in 20 s: clicking again; last events:")
-            print("\n".join(self.watch.recent))
+            _retry(f"instant navigation to {url} did not arrive in 20 s: clicking again")
+            print("last events:\n" + "\n".join(self.watch.recent))
             seen = self.page.evaluate(CLICK, url)
             self.page.wait_for_function(ARRIVED, arg=[url, seen], timeout=60_000)
         assert self.page.evaluate("() => window.__pages !== undefined"), (
@@ -492,6 +502,8 @@ def tab(built_site, site):
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found (Debian: apt-get install chromium fonts-noto-cjk)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    RETRIES.unlink(missing_ok=True)
     with serve(site, built_site.port) as base, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, proxy=NOWHERE)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
@@ -655,15 +667,23 @@ SEARCH_STATE = """() => {
 def _search(page, query: str) -> list[str]:
     """Type ``query`` into the search box, key by key, and return the result links.
 
-    Material closes the search when the location changes; right after an instant navigation
-    that can happen after the box was opened, leaving the results in a closed dialog. A
-    reader would open it again, and so does this, twice at most."""
+    Right after an instant navigation, on a loaded machine, Material can still be settling
+    the page: a click on the box may not open the search (it opens on the box's focus event),
+    or the search may close again when the location update lands, leaving the results in a
+    closed dialog. A reader would click again, and so does this, twice at most."""
     results = page.locator(".md-search-result__list > li a")
     for attempt in range(3):
         # Open the search as a reader does, by clicking the box (Material ties the dialog to
         # the #__search toggle).
         page.click(".md-search__input")
-        page.wait_for_function("() => document.getElementById('__search').checked", timeout=10_000)
+        try:
+            page.wait_for_function("() => document.getElementById('__search').checked", timeout=5_000)
+        except Exception:  # playwright's TimeoutError
+            if attempt == 2:
+                raise AssertionError(f"the search does not open; state: {page.evaluate(SEARCH_STATE)}") from None
+            _retry(f"search did not open ({page.evaluate(SEARCH_STATE)}); clicking again")
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            continue
         page.fill(".md-search__input", "")  # an earlier query's results go with it
         page.wait_for_function("() => !document.querySelector('.md-search-result__list > li')")
         # Typed key by key. Material reads the box on keyup: Chinese characters arrive as text
@@ -679,8 +699,9 @@ def _search(page, query: str) -> list[str]:
                 page.screenshot(path=str(ARTIFACTS / "search-failure.png"))
                 state = page.evaluate(SEARCH_STATE)
                 raise AssertionError(f"no visible search result for {query!r}; search state: {state}") from None
-            print(f"search for {query!r}: no visible result, search state {page.evaluate(SEARCH_STATE)}; again")
+            _retry(f"search for {query!r}: no visible result ({page.evaluate(SEARCH_STATE)}); again")
             page.keyboard.press("Escape")
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
     hrefs = results.evaluate_all("els => els.map(e => e.href)")
     page.keyboard.press("Escape")  # close the search, as a reader would before moving on
     return hrefs
