@@ -462,9 +462,10 @@ class Tab:
         try:
             self.page.wait_for_function(ARRIVED, arg=[url, seen], timeout=20_000)
         except Exception:  # playwright's TimeoutError
-            # Rarely (about one walk in three on a loaded 2-core machine) a synthetic click
-            # lands while Material is still settling the previous page and is dropped; a
-            # reader would click again, and so do we, once. A page that never arrives fails.
+            # A click that lands while Material is still settling the previous page can be
+            # dropped; a reader would click again, and so do we, once (written to
+            # browser-retries.txt). A page that never arrives fails. (The stalls once seen
+            # here at the zh -> en boundary were Material's language switch, see above.)
             _retry(f"instant navigation to {url} did not arrive in 20 s: clicking again")
             print("last events:\n" + "\n".join(self.watch.recent))
             seen = self.page.evaluate(CLICK, url)
