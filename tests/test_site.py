@@ -668,11 +668,12 @@ SEARCH_STATE = """() => {
 def _search(page, query: str) -> list[str]:
     """Type ``query`` into the search box, key by key, and return the result links.
 
-    Right after an instant navigation, on a loaded machine, Material can still be settling
-    the page: a click on the box may not open the search (it opens on the box's focus event),
-    or the search may close again when the location update lands, leaving the results in a
-    closed dialog. A reader would click again, and so does this, twice at most."""
+    Material closes the search (and the drawer) 125 ms after every location change, so a
+    search opened right after an instant navigation closes again under the test, leaving the
+    results in a closed dialog. A reader cannot be that quick: wait as long first. Should the
+    search still not open or close again, click again as a reader would (twice at most)."""
     results = page.locator(".md-search-result__list > li a")
+    page.wait_for_timeout(200)  # > Material's 125 ms (its bundle: location$ ... delay(125))
     for attempt in range(3):
         # Open the search as a reader does, by clicking the box (Material ties the dialog to
         # the #__search toggle).
